@@ -1,0 +1,1 @@
+"""The services: one folder each, one process each; `pairs <service>` runs one."""

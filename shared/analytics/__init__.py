@@ -1,0 +1,1 @@
+"""Pure analytics math (batch functions) and small streaming classes used by the workers."""

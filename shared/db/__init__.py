@@ -1,0 +1,1 @@
+"""Database access: connections, migrations, TimescaleDB detection, and the write/read helpers."""

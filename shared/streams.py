@@ -1,0 +1,85 @@
+"""Every Redis stream, consumer group and key name, and the trim policy. No other module spells them.
+
+All names live under a namespace prefix (setting ``PAIRS_KEY_PREFIX``, default empty) so that
+several deployments or test runs can share one Redis.
+
+| name | producer | consumers | retention |
+| --- | --- | --- | --- |
+| ``ticks:{instrument}`` | ingest | analytics (one group per pair) | MINID ~ now - tick_retention |
+| ``metrics:{pair}`` | analytics (pair owner) | alerts, api relay, downstream groups | MAXLEN ~ metric_maxlen |
+| ``gaps`` | ingest | api, ops | MAXLEN ~ 10 000 |
+| ``alerts`` | alerts | api relay, downstream | MAXLEN ~ 100 000 |
+| ``deadletter:{group}`` | any consumer | ops via api | MAXLEN ~ 10 000 |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Consumer groups. Analytics uses one group per pair on each leg's tick stream, because two pairs
+# that share an instrument both need every tick of it (one shared group would split them).
+ANALYTICS_GROUP_PREFIX = "analytics"
+ALERTS_GROUP = "alerts"
+
+# Trimming (approximate, ``~``, so Redis trims whole macro nodes cheaply).
+TICK_RETENTION_SECONDS_DEFAULT = 6 * 3600
+METRIC_STREAM_MAXLEN_DEFAULT = 200_000
+GAP_STREAM_MAXLEN = 10_000
+ALERT_STREAM_MAXLEN = 100_000
+DEADLETTER_MAXLEN = 10_000
+
+# Heartbeat keys expire if a service stops renewing them; `pairs <svc> --check` reads them.
+HEARTBEAT_TTL_SECONDS = 15
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builder bound to one namespace prefix."""
+
+    prefix: str = ""
+
+    def ticks(self, instrument: str) -> str:
+        return f"{self.prefix}ticks:{instrument}"
+
+    def metrics(self, pair: str) -> str:
+        return f"{self.prefix}metrics:{pair}"
+
+    @property
+    def gaps(self) -> str:
+        return f"{self.prefix}gaps"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}alerts"
+
+    def deadletter(self, group: str) -> str:
+        return f"{self.prefix}deadletter:{group}"
+
+    def heartbeat(self, service: str, instance: str) -> str:
+        return f"{self.prefix}heartbeat:{service}:{instance}"
+
+    def heartbeat_pattern(self, service: str = "*") -> str:
+        return f"{self.prefix}heartbeat:{service}:*"
+
+    def lease(self, pair: str) -> str:
+        return f"{self.prefix}lease:{pair}"
+
+    def feed_status(self, feed: str) -> str:
+        return f"{self.prefix}feed:{feed}"
+
+    @property
+    def feed_status_pattern(self) -> str:
+        return f"{self.prefix}feed:*"
+
+    @property
+    def pairs_changed_channel(self) -> str:
+        """Pub/sub channel the api notifies when pair configuration changes."""
+        return f"{self.prefix}events:pairs-changed"
+
+    def pattern(self) -> str:
+        """Every key of this namespace (tests delete these afterwards)."""
+        return f"{self.prefix}*"
+
+    @staticmethod
+    def analytics_group(pair: str) -> str:
+        return f"{ANALYTICS_GROUP_PREFIX}:{pair}"
