@@ -1,0 +1,1 @@
+"""One router module per resource; ``ROUTERS`` lists them for the app factory."""
