@@ -28,6 +28,9 @@ GAP_STREAM_MAXLEN = 10_000
 ALERT_STREAM_MAXLEN = 100_000
 DEADLETTER_MAXLEN = 10_000
 
+# How long the at-most-once publish markers of alert events live (covers any redelivery window).
+ALERT_PUBLISHED_TTL_SECONDS = 7 * 86400
+
 # Heartbeat keys expire if a service stops renewing them; `pairs <svc> --check` reads them.
 HEARTBEAT_TTL_SECONDS = 15
 
@@ -43,6 +46,14 @@ class Keys:
 
     def metrics(self, pair: str) -> str:
         return f"{self.prefix}metrics:{pair}"
+
+    def metrics_pattern(self) -> str:
+        """SCAN pattern matching every pair's metric stream (the alerts worker discovers new pairs)."""
+        return f"{self.prefix}metrics:*"
+
+    def pair_of_metrics_key(self, key: str) -> str:
+        """Inverse of ``metrics``: the pair id in a metric stream key."""
+        return key.removeprefix(f"{self.prefix}metrics:")
 
     @property
     def gaps(self) -> str:
@@ -75,6 +86,15 @@ class Keys:
     def pairs_changed_channel(self) -> str:
         """Pub/sub channel the api notifies when pair configuration changes."""
         return f"{self.prefix}events:pairs-changed"
+
+    @property
+    def alert_rules_changed_channel(self) -> str:
+        """Pub/sub channel the api notifies when alert rules change (the alerts worker reloads)."""
+        return f"{self.prefix}events:alert-rules-changed"
+
+    def alert_published(self, dedupe_key: str) -> str:
+        """Marker (SET NX with a TTL) making an alert's XADD to ``alerts`` happen at most once."""
+        return f"{self.prefix}alerts-published:{dedupe_key}"
 
     def pattern(self) -> str:
         """Every key of this namespace (tests delete these afterwards)."""

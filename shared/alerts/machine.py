@@ -1,0 +1,200 @@
+"""Per-(rule, pair, timeframe) state machines: pure ``step(rule, state, metric) -> (state, firings)``.
+
+All clocks are the metric's event time, so a replay, a restart or a redelivery gives the same
+firings as an uninterrupted run. A metric at or before the last one processed (by
+``(ts_event_us, seq)``) is ignored: re-delivery can never fire twice.
+
+Condition rules (hysteresis, pending, cooldown)
+    idle --trigger true for ``pending_n`` evaluations and ``pending_s`` of event time--> active,
+    firing ``trigger`` unless the last firing is less than ``cooldown_s`` ago (then the episode is
+    active but silent). active --clear true (default: trigger false)--> idle, firing ``clear`` only
+    when ``notify_clear``. While active nothing fires, so flapping around the trigger level fires once.
+
+Signal rules (entry / exit / stop with a gate)
+    flat --z crosses above +entry, gate true, |z| below stop, not in cooldown--> short (``entry_short``)
+    flat --z crosses below -entry, same conditions--> long (``entry_long``)
+    short --z >= stop--> flat (``stop``); short --z <= exit--> flat (``exit``)
+    long --z <= -stop--> flat (``stop``); long --z >= -exit--> flat (``exit``)
+    Cooldown applies to entries only: exits and stops always fire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from shared.alerts.evaluate import evaluate, operand_snapshot
+from shared.alerts.fields import metric_values
+from shared.alerts.spec import ConditionSpec, Rule, SignalSpec
+from shared.alerts.tree import to_text
+from shared.messages import Metric
+
+Position = Literal["flat", "long", "short"]
+US = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    version: int = 0  # the rule version this state belongs to
+    last_ts_us: int | None = None
+    last_seq: int | None = None
+    active: bool = False
+    position: Position = "flat"
+    pending_count: int = 0
+    pending_since_us: int | None = None
+    last_fired_us: int | None = None
+    previous: dict[str, float | None] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "last_ts_us": self.last_ts_us,
+            "last_seq": self.last_seq,
+            "active": self.active,
+            "position": self.position,
+            "pending_count": self.pending_count,
+            "pending_since_us": self.pending_since_us,
+            "last_fired_us": self.last_fired_us,
+            "previous": dict(self.previous),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RuleState:
+        return cls(
+            version=int(data.get("version", 0)),
+            last_ts_us=data.get("last_ts_us"),
+            last_seq=data.get("last_seq"),
+            active=bool(data.get("active", False)),
+            position=data.get("position", "flat"),
+            pending_count=int(data.get("pending_count", 0)),
+            pending_since_us=data.get("pending_since_us"),
+            last_fired_us=data.get("last_fired_us"),
+            previous=dict(data.get("previous") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    kind: str  # trigger | clear | entry_long | entry_short | exit | stop
+    message: str
+    values: dict[str, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    state: RuleState
+    firings: tuple[Firing, ...] = ()
+    evaluated: bool = True  # false when the metric was a duplicate or out of order
+    suppressed: str | None = None  # why an entry/trigger did not fire (cooldown, gate, beyond stop)
+
+
+def initial_state(rule: Rule) -> RuleState:
+    return RuleState(version=rule.version)
+
+
+def is_processed(state: RuleState, metric: Metric) -> bool:
+    if state.last_ts_us is None:
+        return False
+    return (metric.ts_event_us, metric.seq) <= (state.last_ts_us, state.last_seq if state.last_seq is not None else -1)
+
+
+def step(rule: Rule, state: RuleState, metric: Metric) -> StepResult:
+    if state.version != rule.version:
+        state = initial_state(rule)
+    if is_processed(state, metric):
+        return StepResult(state, evaluated=False)
+    values = metric_values(metric)
+    if isinstance(rule.spec, ConditionSpec):
+        result = _condition_step(rule, rule.spec, state, metric, values)
+    else:
+        result = _signal_step(rule, rule.spec, state, metric, values)
+    new_state = replace(
+        result.state,
+        last_ts_us=metric.ts_event_us,
+        last_seq=metric.seq,
+        previous=operand_snapshot(rule.spec.operands(), values),
+    )
+    return replace(result, state=new_state)
+
+
+def _in_cooldown(rule: Rule, state: RuleState, ts_us: int) -> bool:
+    return state.last_fired_us is not None and ts_us - state.last_fired_us < rule.cooldown_s * US
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _condition_step(
+    rule: Rule, spec: ConditionSpec, state: RuleState, metric: Metric, values: dict[str, float | None]
+) -> StepResult:
+    ts = metric.ts_event_us
+    trigger = evaluate(spec.trigger, values, state.previous)
+    if not state.active:
+        if trigger is None:
+            return StepResult(state)
+        if trigger is False:
+            return StepResult(replace(state, pending_count=0, pending_since_us=None))
+        count = state.pending_count + 1
+        since = state.pending_since_us if state.pending_since_us is not None else ts
+        if count < rule.pending_n or ts - since < rule.pending_s * US:
+            return StepResult(replace(state, pending_count=count, pending_since_us=since), suppressed="pending")
+        activated = replace(state, active=True, pending_count=0, pending_since_us=None)
+        if _in_cooldown(rule, state, ts):
+            return StepResult(activated, suppressed="cooldown")
+        message = f"{rule.name}: {metric.pair} {metric.timeframe} {to_text(spec.trigger)} (z={_fmt(values['zscore'])})"
+        return StepResult(replace(activated, last_fired_us=ts), (Firing("trigger", message, values),))
+    if spec.clear is not None:
+        clear = evaluate(spec.clear, values, state.previous)
+    else:
+        clear = None if trigger is None else not trigger
+    if clear is not True:
+        return StepResult(state)
+    cleared = replace(state, active=False, pending_count=0, pending_since_us=None)
+    if not spec.notify_clear:
+        return StepResult(cleared)
+    message = f"{rule.name}: {metric.pair} {metric.timeframe} cleared (z={_fmt(values['zscore'])})"
+    return StepResult(cleared, (Firing("clear", message, values),))
+
+
+def _signal_step(
+    rule: Rule, spec: SignalSpec, state: RuleState, metric: Metric, values: dict[str, float | None]
+) -> StepResult:
+    z = values.get(spec.field)
+    if z is None:
+        return StepResult(state)
+    name = spec.field
+    where = f"{rule.name}: {metric.pair} {metric.timeframe}"
+    if state.position == "flat":
+        before = state.previous.get(name)
+        if before is None:
+            return StepResult(state)
+        if before <= spec.entry < z:
+            kind, position, text = "entry_short", "short", f"crossed above +{spec.entry:g}"
+        elif before >= -spec.entry > z:
+            kind, position, text = "entry_long", "long", f"crossed below -{spec.entry:g}"
+        else:
+            return StepResult(state)
+        if spec.stop is not None and abs(z) >= spec.stop:
+            return StepResult(state, suppressed="beyond stop")
+        if spec.gate is not None and evaluate(spec.gate, values) is not True:
+            return StepResult(state, suppressed="gate")
+        if _in_cooldown(rule, state, metric.ts_event_us):
+            return StepResult(state, suppressed="cooldown")
+        message = f"{where} {kind}: {name} {_fmt(z)} {text}"
+        new_state = replace(state, position=position, last_fired_us=metric.ts_event_us)
+        return StepResult(new_state, (Firing(kind, message, values),))
+    sign = 1.0 if state.position == "short" else -1.0
+    if spec.stop is not None and sign * z >= spec.stop:
+        kind, text = "stop", f"passed the stop {sign * spec.stop:+g}"
+    elif sign * z <= spec.exit:
+        kind, text = "exit", f"back inside the exit band ±{spec.exit:g}"
+    else:
+        return StepResult(state)
+    message = f"{where} {kind} {state.position}: {name} {_fmt(z)} {text}"
+    return StepResult(replace(state, position="flat"), (Firing(kind, message, values),))
+
+
+def dedupe_key(rule: Rule, metric: Metric, kind: str) -> str:
+    """Identity of one firing: the same metric can never fire the same rule twice."""
+    return f"{rule.id}:{metric.pair}:{metric.timeframe}:{kind}:{metric.ts_event_us}"
