@@ -1,0 +1,1 @@
+"""Command-line front ends of ``shared.research``: ``pairs backtest`` and ``pairs screen``."""
