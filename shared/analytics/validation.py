@@ -83,7 +83,7 @@ def is_constant(arr: FloatArray) -> bool:
 def check_not_constant(arr: FloatArray, name: str = "x") -> None:
     """Raise for a constant series: its variance is zero, so a slope or z-score is undefined."""
     if is_constant(arr):
-        value = arr[0] if arr.size else float("nan")
+        value = float(arr[0]) if arr.size else float("nan")
         raise InvalidInput(f"{name} is constant (every value is {value!r}); its variance is zero")
 
 
