@@ -90,7 +90,8 @@ CREATE TABLE pair_state (
     pair         text PRIMARY KEY,
     state        bytea NOT NULL,
     last_ids     jsonb NOT NULL,
-    fence        bigint NOT NULL DEFAULT 0,
+    outbox       bytea,                         -- metrics of the last batch, re-published if lost
+    fence        bigint NOT NULL DEFAULT 0,     -- lease fencing token of the writer
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
 """
