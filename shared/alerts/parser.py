@@ -51,6 +51,11 @@ def tokenize(text: str) -> list[Token]:
     pos = 0
     while pos < len(text):
         match = _TOKEN_RE.match(text, pos)
+        if match is None and text[pos] in "=!":
+            raise RuleError(
+                f"{text[pos]!r} is not an operator: use >, >=, <, <=, crosses above or crosses below",
+                position=pos + 1,
+            )
         if match is None:
             raise RuleError(f"unexpected character {text[pos]!r}", position=pos + 1)
         kind = match.lastgroup or ""
