@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -87,12 +88,14 @@ class TickPublisher:
         retry_initial_s: float = 0.05,
         retry_max_s: float = 5.0,
         write_mode: WriteMode = "packed",
+        reply_timeout_s: float = 30.0,
     ) -> None:
         if queue_size < 1 or batch_size < 1 or retention_s < 1:
             raise ValueError("queue_size, batch_size and retention_s must be >= 1")
         if write_mode not in ("packed", "redis-py"):
             raise ValueError(f"write_mode must be 'packed' or 'redis-py', got {write_mode!r}")
         self._write_mode = write_mode
+        self._reply_timeout_s = reply_timeout_s
         self._redis = redis
         self._keys = keys
         self._queue: asyncio.Queue[Tick] = asyncio.Queue(maxsize=queue_size)
@@ -233,13 +236,16 @@ class TickPublisher:
         pool = self._redis.connection_pool
         conn = await pool.get_connection()
         try:
-            await conn.send_packed_command(b"".join(parts))
-            replies: list = []
-            for _ in ticks:
-                try:
-                    replies.append(await conn.read_response())
-                except ResponseError as exc:  # an error reply: the connection is still in step
-                    replies.append(exc)
+            # One deadline for the whole batch instead of redis-py's per-reply timer (a third of
+            # the cost of this path); math.inf turns the per-reply timer off.
+            async with asyncio.timeout(self._reply_timeout_s):
+                await conn.send_packed_command(b"".join(parts))
+                replies: list = []
+                for _ in ticks:
+                    try:
+                        replies.append(await conn.read_response(timeout=math.inf))
+                    except ResponseError as exc:  # an error reply: the connection is still in step
+                        replies.append(exc)
             return replies
         except BaseException:
             # Unread replies would desynchronise the next user of this connection.

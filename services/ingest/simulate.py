@@ -1,0 +1,124 @@
+"""A simulated feed from the seeded cointegrated generator, labelled ``source="simulated"`` everywhere.
+
+The generator produces ``spec.duration_s`` of ticks per loop. Loop ``k`` uses seed ``seed + k``,
+starts where the previous loop ended (event time and the x leg's last price), and continues each
+instrument's trade ids, so consumers see one unbroken, gap-free feed. Event times start at the
+wall clock of the start (or ``start_us``); ``speed`` 1 paces them in real time, ``None`` publishes as
+fast as Redis takes them. ``duration_s`` bounds the simulated event time; None loops until stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from shared.testing.generator import CointegratedSpec, generate_ticks
+from shared.timeutil import now_us
+
+from .publisher import TickPublisher
+from .replay import Pacer, speed_label
+
+log = logging.getLogger(__name__)
+
+FEED = "simulated"
+_YIELD_EVERY = 512
+
+
+@dataclass
+class SimulationSummary:
+    speed: str
+    loops: int = 0
+    published_by_instrument: dict[str, int] = field(default_factory=dict)
+    first_event_us: int | None = None
+    last_event_us: int | None = None
+    last_trade_ids: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+
+
+def loop_spec(base: CointegratedSpec, loop: int, start_us: int, x0: float) -> CointegratedSpec:
+    """The generator spec of loop ``loop``: next seed, contiguous start time, continuing x price."""
+    return dataclasses.replace(
+        base, seed=base.seed + loop, start_us=start_us + int(loop * base.duration_s * 1_000_000), x0=x0
+    )
+
+
+async def simulate_feed(
+    publisher: TickPublisher,
+    *,
+    spec: CointegratedSpec | None = None,
+    speed: float | None = 1.0,
+    duration_s: float | None = None,
+    start_us: int | None = None,
+    stop: asyncio.Event | None = None,
+    on_status: Callable[[dict], Awaitable[None]] | None = None,
+    status_interval_s: float = 1.0,
+) -> SimulationSummary:
+    base = spec or CointegratedSpec()
+    start = now_us() if start_us is None else start_us
+    end_us = None if duration_s is None else start + int(duration_s * 1_000_000)
+    summary = SimulationSummary(speed=speed_label(speed))
+    pacer = Pacer(speed, stop) if speed is not None else None
+    counts: Counter[str] = Counter()
+    id_offset: dict[str, int] = {}
+    started = time.monotonic()
+    next_status = 0.0
+    x0 = base.x0
+
+    async def report(state: str) -> None:
+        if on_status is not None:
+            await on_status({
+                "mode": FEED, "state": state, "speed": summary.speed, "loops": summary.loops,
+                "instruments": [base.y_instrument, base.x_instrument],
+                "published_by_instrument": dict(counts), "event_time_us": summary.last_event_us,
+            })  # fmt: skip
+
+    def finished() -> bool:
+        return stop is not None and stop.is_set()
+
+    try:
+        while not finished():
+            current = loop_spec(base, summary.loops, start, x0)
+            ticks = await asyncio.to_thread(generate_ticks, current)
+            summary.loops += 1
+            for i, tick in enumerate(ticks):
+                if end_us is not None and tick.ts_event_us >= end_us:
+                    return summary
+                if finished():
+                    summary.interrupted = True
+                    return summary
+                if pacer is not None:
+                    await pacer.wait_for(tick.ts_event_us)
+                out = msgspec.structs.replace(
+                    tick, trade_id=tick.trade_id + id_offset.get(tick.instrument, 0), ts_ingest_us=now_us()
+                )
+                await publisher.put(out)
+                counts[out.instrument] += 1
+                summary.last_trade_ids[out.instrument] = out.trade_id
+                summary.first_event_us = summary.first_event_us or out.ts_event_us
+                summary.last_event_us = out.ts_event_us
+                if out.instrument == base.x_instrument:
+                    x0 = out.price
+                if i % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+                    if time.monotonic() >= next_status:
+                        next_status = time.monotonic() + status_interval_s
+                        await report("running")
+            id_offset = dict(summary.last_trade_ids)
+            if end_us is not None and (summary.last_event_us or start) >= end_us:
+                break
+        summary.interrupted = finished()
+        return summary
+    finally:
+        await publisher.flush()
+        summary.published_by_instrument = dict(counts)
+        summary.elapsed_s = time.monotonic() - started
+        await report("stopped" if summary.interrupted else "finished")
+        log.info("simulation ended after %d loops: %s", summary.loops, summary.published_by_instrument)
