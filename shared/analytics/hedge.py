@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
 
 from shared.analytics.kalman import kalman_hedge
-from shared.analytics.series import rolling_comoments
+from shared.analytics.series import RollingComoments, rolling_comoments
 from shared.analytics.validation import (
     FloatArray,
     as_float_array,
@@ -130,7 +130,8 @@ def rolling_ols(
         to be liquid). The window still spans ``window`` bars; only the kept bars are regressed.
     min_periods
         Minimum number of kept bars for a result (default ``window``, as pandas). Lower it when
-        filtering, otherwise any illiquid bar blanks the ``window`` results that contain it.
+        filtering, otherwise any illiquid bar blanks the ``window`` results that contain it. As
+        in pandas, with ``min_periods < window`` the first windows may be partial (bars 0..t).
 
     Returns NaN where fewer than ``max(min_periods, 2)`` bars were kept or x is constant over the
     kept bars; ``r2`` is NaN where y is constant (see :func:`ols`).
@@ -146,7 +147,16 @@ def rolling_ols(
         if min_volume is None or volume is None:
             raise InvalidInput("the liquidity filter needs both min_volume and volume")
         mask = _liquidity_mask(volume, n, check_positive(min_volume, "min_volume", allow_zero=True))
-    m = rolling_comoments(xa, ya, w, mask)
+    if need < w:
+        # Partial windows at the start count too (as pandas with min_periods): pad w - 1 masked bars.
+        pad = np.zeros(w - 1)
+        keep = np.ones(n, dtype=bool) if mask is None else mask
+        m = rolling_comoments(
+            np.concatenate([pad, xa]), np.concatenate([pad, ya]), w, np.concatenate([pad.astype(bool), keep])
+        )
+        m = RollingComoments(*(getattr(m, f.name)[w - 1 :] for f in fields(RollingComoments)))
+    else:
+        m = rolling_comoments(xa, ya, w, mask)
     ok = (m.count >= need) & (m.sxx > 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         beta = np.where(ok, m.sxy / m.sxx, np.nan)
@@ -242,10 +252,7 @@ def theil_sen(y: Any, x: Any) -> RobustResult:
     ya, xa = as_pair(y, x, min_points=2)
     n = xa.shape[0]
     if n * (n - 1) // 2 <= 2 * _THEIL_SEN_CHUNK:
-        i, j = np.triu_indices(xa.shape[0], k=1)
-        dxp = xa[j] - xa[i]
-        keep = dxp != 0.0
-        beta = float(np.median((ya[j] - ya[i])[keep] / dxp[keep]))
+        beta = float(np.median(_row_slopes(ya, xa, 0, n)))
     else:
         beta = _median_slope_large(ya, xa, _count_distinct_x_pairs(xa))
     resid = ya - beta * xa
