@@ -9,8 +9,9 @@ Hedge and z-score (``method``):
   OLS of y on x over ``window`` bars; spread = y - beta * x; z = last residual over the residual
   standard deviation of the window, i.e. the z-score of the spread over the window with today's
   beta). Backtest and live therefore share one definition.
-* ``"kalman"``: ``shared.analytics.kalman.KalmanHedge`` (time-varying beta/alpha), spread
-  y - beta_t * x_t, z from ``RollingZScore(window)`` over that spread (fed once the filter is warm).
+* ``"kalman"``: ``shared.analytics.kalman.KalmanHedge`` (time-varying beta/alpha; its OLS warm-up
+  uses ``window`` bars, its state noise is ``kalman_delta``), spread y - beta_t * x_t, z from
+  ``RollingZScore(window)`` over that spread (fed once the filter is warm).
 * ``"fixed"``: a constant hedge ratio ``fixed_beta`` (e.g. from a prior fit), spread y - beta * x,
   z from ``RollingZScore(window)``.
 
@@ -30,6 +31,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from shared.analytics.kalman import KalmanHedge
 from shared.analytics.pair_stream import PairSignalStream
 from shared.analytics.rolling import RollingZScore
 from shared.errors import InvalidInput
@@ -54,6 +56,7 @@ class SignalParams:
     max_hold_bars: int | None = None
     method: HedgeMethod = "ols"
     fixed_beta: float | None = None
+    kalman_delta: float = 1e-7  # beta random-walk variance per bar; see shared.analytics.kalman
 
     def __post_init__(self) -> None:
         if self.method not in HEDGE_METHODS:
@@ -72,6 +75,8 @@ class SignalParams:
                 raise InvalidInput("method 'fixed' needs a finite fixed_beta")
         elif self.fixed_beta is not None:
             raise InvalidInput(f"fixed_beta is only used with method 'fixed', not {self.method!r}")
+        if not (math.isfinite(self.kalman_delta) and 0.0 < self.kalman_delta < 1.0):
+            raise InvalidInput(f"kalman_delta must be in (0, 1), got {self.kalman_delta!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +132,8 @@ class _FixedHedge:
 
 
 class _KalmanHedge:
-    def __init__(self) -> None:
-        # Imported here so the OLS/fixed paths do not depend on the Kalman module.
-        from shared.analytics.kalman import KalmanHedge
-
-        self._kf = KalmanHedge()
+    def __init__(self, delta: float, warmup: int) -> None:
+        self._kf = KalmanHedge(delta=delta, warmup=warmup)
 
     def update(self, y: float, x: float) -> float:
         self._kf.update(x, y)
@@ -144,7 +146,7 @@ def _make_source(params: SignalParams) -> _OlsSource | _SpreadZSource:
     if params.method == "fixed":
         assert params.fixed_beta is not None  # checked in SignalParams
         return _SpreadZSource(params.window, _FixedHedge(params.fixed_beta))
-    return _SpreadZSource(params.window, _KalmanHedge())
+    return _SpreadZSource(params.window, _KalmanHedge(params.kalman_delta, params.window))
 
 
 class SignalEngine:
