@@ -157,9 +157,10 @@ class KalmanHedge:
             "count": self.count,
             "ready": self._ready,
             "buf": [[a, b] for a, b in self._buf],
-            "theta": [self.beta, self.alpha],
-            "P": [self._p11, self._p12, self._p22],
-            "ve": self.ve,
+            # None (not NaN) before the filter starts: strict JSON, e.g. for a jsonb column.
+            "theta": [self.beta, self.alpha] if self._ready else None,
+            "P": [self._p11, self._p12, self._p22] if self._ready else None,
+            "ve": self.ve if self._ready else None,
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -174,9 +175,12 @@ class KalmanHedge:
             self.count = int(state["count"])
             self._ready = bool(state["ready"])
             self._buf = [(float(a), float(b)) for a, b in state["buf"]]
-            self.beta, self.alpha = (float(v) for v in state["theta"])
-            self._p11, self._p12, self._p22 = (float(v) for v in state["P"])
-            self.ve = float(state["ve"])
+            if self._ready:
+                self.beta, self.alpha = (float(v) for v in state["theta"])
+                self._p11, self._p12, self._p22 = (float(v) for v in state["P"])
+                self.ve = float(state["ve"])
+            else:
+                self.beta = self.alpha = self._p11 = self._p12 = self._p22 = self.ve = math.nan
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, InvalidInput):
                 raise
@@ -211,8 +215,11 @@ def kalman_hedge(
     update = filt.update
     for i, (xi, yi) in enumerate(zip(xa.tolist(), ya.tolist(), strict=True)):
         out[i] = update(xi, yi)
-    if not filt.warm:
-        raise InvalidInput(f"x is constant over every {filt.warmup}-point warm-up window; no filter output")
+    if math.isnan(out[-1, 0]):
+        # Reachable when x only starts to vary at the very end: the warm-up never completed in time.
+        raise InvalidInput(
+            f"no Kalman output: x stays constant until the last point of every {filt.warmup}-point warm-up window"
+        )
     return KalmanResult(
         beta=out[:, 0].copy(),
         alpha=out[:, 1].copy(),
