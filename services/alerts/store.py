@@ -5,6 +5,7 @@ Multi-row statements (``unnest`` of arrays) keep a batch to a few round trips.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +37,14 @@ def rule_from_row(row: dict[str, Any]) -> Rule:
         pending_n=int(row["pending_n"]),
         pending_s=float(row["pending_s"]),
         channels=build_channels(row["channels"]),
-        version=datetime_to_us(row["updated_at"]),
+        version=rule_version(row),
     )
+
+
+def rule_version(row: dict[str, Any]) -> int:
+    """Changes only when what the state machine depends on changes (not on renames or channel edits)."""
+    ident = orjson.dumps([row["kind"], row["pair"], row["timeframe"], row["spec"]], option=orjson.OPT_SORT_KEYS)
+    return int.from_bytes(hashlib.blake2b(ident, digest_size=7).digest(), "big")
 
 
 async def load_rules(conn: psycopg.AsyncConnection) -> list[Rule]:

@@ -209,7 +209,7 @@ class Rule:
     pending_n: int = 1
     pending_s: float = 0.0
     channels: tuple[Channel, ...] = field(default_factory=tuple)
-    version: int = 0  # updated_at in µs; a changed rule starts from a fresh state
+    version: int = 0  # hash of kind/pair/timeframe/spec: a changed rule starts from a fresh state
 
     @property
     def kind(self) -> RuleKind:
