@@ -4,7 +4,6 @@ plus sniffing which of the supported layouts a file has and which venue/symbol i
 from __future__ import annotations
 
 import gzip
-import io
 import re
 import zipfile
 from collections.abc import Iterator
@@ -63,8 +62,9 @@ class LineFile:
         """``(line_no, line without the line break)``, 1-based, blank lines skipped."""
         with open(self.path, "rb") as raw:
             self._raw = raw
-            stream = io.BufferedReader(self._open_stream(raw), 1 << 20)  # type: ignore[arg-type]
-            for line_no, line in enumerate(stream, 1):
+            # gzip/zip members are buffered readers already; no extra buffer, so a truncated archive
+            # still yields every complete line before the damage.
+            for line_no, line in enumerate(self._open_stream(raw), 1):
                 line = line.rstrip(b"\r\n")
                 if line:
                     yield line_no, line

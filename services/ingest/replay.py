@@ -102,39 +102,46 @@ class Pacer:
             await asyncio.sleep(min(delay, 0.25))  # short naps keep a stop request responsive
 
 
-class _Merger:
-    """Heap merge of the files' readers; decode errors are collected as they are met."""
+class TickMerger:
+    """Heap merge of the files' readers into one event-time ordered iterator of ticks.
 
-    def __init__(self, files: Sequence[TickFile], summary: ReplaySummary, max_examples: int) -> None:
+    Decode errors met on the way are counted in ``summary`` (first ``max_examples`` kept).
+    """
+
+    def __init__(self, files: Sequence[TickFile], summary: ReplaySummary, max_examples: int = 20) -> None:
         self._files = files
-        self._iters: list[Iterator[ReadItem]] = [iter(f) for f in files]
         self._summary = summary
         self._max_examples = max_examples
-        self.heap: list[tuple[int, str, int, int, int, Tick]] = []
 
     def _malformed(self, index: int, line_no: int, error: str) -> None:
         self._summary.malformed += 1
         if len(self._summary.malformed_examples) < self._max_examples:
             self._summary.malformed_examples.append(MalformedLine(self._files[index].name, line_no, error))
 
-    def next_entry(self, index: int) -> tuple[int, str, int, int, int, Tick] | None:
+    def _next_entry(self, index: int, items: Iterator[ReadItem]) -> tuple[int, str, int, int, Tick] | None:
         line_no = 0
         try:
-            for line_no, item in self._iters[index]:
+            for line_no, item in items:
                 if isinstance(item, DecodeError):
                     self._malformed(index, line_no, str(item))
                     continue
-                return (item.ts_event_us, item.instrument, item.trade_id, index, line_no, item)
+                return (item.ts_event_us, item.instrument, item.trade_id, index, item)
         except (OSError, EOFError, zlib.error, UnicodeError) as exc:  # truncated/corrupt archive
             self._malformed(index, line_no + 1, f"file unreadable from here on: {exc}")
         return None
 
-    def prime(self) -> None:
-        for index in range(len(self._iters)):
-            entry = self.next_entry(index)
-            if entry is not None:
-                self.heap.append(entry)
-        heapq.heapify(self.heap)
+    def __iter__(self) -> Iterator[Tick]:
+        readers = [iter(f) for f in self._files]
+        heap = [e for i, r in enumerate(readers) if (e := self._next_entry(i, r)) is not None]
+        heapq.heapify(heap)
+        while heap:
+            index, tick = heap[0][3], heap[0][4]
+            yield tick
+            entry = self._next_entry(index, readers[index])
+            if entry is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, entry)
 
 
 async def replay_files(
@@ -150,7 +157,7 @@ async def replay_files(
 ) -> ReplaySummary:
     """Publish every tick of ``files`` through ``publisher.put`` and wait until they are in Redis."""
     summary = ReplaySummary(files=[f.name for f in files], speed=speed_label(speed))
-    merger = _Merger(files, summary, max_examples)
+    merger = TickMerger(files, summary, max_examples)
     pacer = Pacer(speed, stop) if speed is not None else None
     counts: Counter[str] = Counter()
     started = time.monotonic()
@@ -172,14 +179,12 @@ async def replay_files(
 
     await report("running")
     next_status = time.monotonic() + status_interval_s
-    merger.prime()
-    heap = merger.heap
     try:
-        while heap:
+        for tick in merger:
             if stop is not None and stop.is_set():
                 summary.interrupted = True
                 break
-            ts_event, _, _, index, _, tick = heap[0]
+            ts_event = tick.ts_event_us
             if pacer is not None:
                 await pacer.wait_for(ts_event)
                 tick = msgspec.structs.replace(tick, ts_ingest_us=now_us())  # received "now", not when read ahead
@@ -189,11 +194,6 @@ async def replay_files(
             if summary.first_event_us is None:
                 summary.first_event_us = ts_event
             summary.last_event_us = ts_event
-            entry = merger.next_entry(index)
-            if entry is None:
-                heapq.heappop(heap)
-            else:
-                heapq.heapreplace(heap, entry)
             if summary.read % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let the writer drain while we read
                 bar.update(sum(f.lines.bytes_done for f in files) - bar.n)

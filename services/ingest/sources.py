@@ -118,6 +118,7 @@ class TickFile:
             if len(cells) not in widths:
                 yield line_no, DecodeError(f"expected {' or '.join(map(str, widths))} columns, got {len(cells)}")
                 continue
+            widths = (len(cells),)  # the first row fixes the width for the rest of the file
             i_id, i_price, i_qty, i_time, i_maker = positions
             try:
                 tick = make_tick(
