@@ -152,7 +152,7 @@ def log_returns(prices: Any) -> FloatArray:
     check_min_points(p.shape[0], 2, "prices")
     if (p <= 0.0).any():
         pos = int(np.flatnonzero(p <= 0.0)[0])
-        raise InvalidInput(f"prices must be > 0 for log returns, got {p[pos]!r} at position {pos}")
+        raise InvalidInput(f"prices must be > 0 for log returns, got {float(p[pos])!r} at position {pos}")
     return np.log1p(np.diff(p) / p[:-1])
 
 
