@@ -130,9 +130,9 @@ class TradeHistory:
             page = await self.page_from(spec, from_id, min(limit, earliest - from_id), deadline)
             if not page:
                 break
-            inside = [p["t"] for p in page if int(p["T"]) >= start_ms]
-            if len(inside) < len(page) or from_id == 0:
-                return min(inside) if inside else earliest
+            inside = [int(p["t"]) for p in page if int(p["T"]) >= start_ms]
+            if len(inside) < len(page) or from_id == 0 or int(page[0]["t"]) > from_id:
+                return min(inside) if inside else earliest  # reached the window start (or the oldest trade)
             earliest = int(page[0]["t"])
         return earliest
 
