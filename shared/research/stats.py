@@ -78,6 +78,14 @@ def longest_underwater(dd: np.ndarray) -> int:
     return best
 
 
+def _annualize(growth: float, periods_per_sample: float) -> float:
+    """growth^(years^-1) - 1, +inf when that overflows (a short sample with a large gain)."""
+    if growth <= 0.0:
+        return -1.0
+    exponent = math.log(growth) * periods_per_sample
+    return math.expm1(exponent) if exponent < 700.0 else math.inf
+
+
 def _ratio(num: float, den: float) -> float:
     return num / den if den > 0.0 and math.isfinite(den) else math.nan
 
@@ -104,7 +112,7 @@ def compute_stats(
     r = equity / prev - 1.0
     total = float(equity[-1] / capital - 1.0)
     growth = 1.0 + total
-    annual = growth ** (bars_per_year_ / n) - 1.0 if growth > 0.0 else -1.0
+    annual = _annualize(growth, bars_per_year_ / n)
     mean = float(np.mean(r))
     sd = float(np.std(r, ddof=1)) if n > 1 else math.nan
     downside = float(np.sqrt(np.mean(np.minimum(r, 0.0) ** 2)))
