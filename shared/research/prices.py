@@ -156,3 +156,38 @@ def instrument_names_from_files(paths: Sequence[str]) -> list[tuple[str, Path]]:
         else:
             out.append((Path(entry).name.split(".")[0], Path(entry)))
     return out
+
+
+FUNDING_TIME_COLUMNS = ("fundingtime", "funding_time", "calc_time", *TIME_COLUMNS)
+FUNDING_RATE_COLUMNS = ("fundingrate", "funding_rate", "last_funding_rate", "rate")
+
+
+def read_funding_file(path: str | Path, bar_ts_us: np.ndarray) -> np.ndarray:
+    """Per-bar funding rates from a CSV with a time and a rate column (Binance ``fundingTime,fundingRate``).
+
+    Each funding event is assigned to the bar whose [start, next start) contains its time; events
+    outside the bars are ignored. Bars without an event get 0.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"funding file not found: {path}")
+    try:
+        raw = pd.read_csv(path, dtype=str)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise DecodeError(f"{path}: not a readable CSV file ({exc})") from None
+    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    tcol = next((c for c in FUNDING_TIME_COLUMNS if c in raw.columns), None)
+    rcol = next((c for c in FUNDING_RATE_COLUMNS if c in raw.columns), None)
+    if tcol is None or rcol is None:
+        raise DecodeError(f"{path}: needs a funding time column and a rate column; found {', '.join(raw.columns)}")
+    rates = pd.to_numeric(raw[rcol], errors="coerce").to_numpy(np.float64)
+    if not np.all(np.isfinite(rates)):
+        raise DecodeError(f"{path}: the rate column has a non-numeric value")
+    times = _times_to_us(raw[tcol], str(path))
+    bar_ts = np.asarray(bar_ts_us, dtype=np.int64)
+    idx = np.searchsorted(bar_ts, times, side="right") - 1
+    out = np.zeros(len(bar_ts))
+    step = int(np.median(np.diff(bar_ts))) if len(bar_ts) > 1 else 0
+    inside = (idx >= 0) & (times < bar_ts[-1] + step)
+    np.add.at(out, idx[inside], rates[inside])
+    return out

@@ -39,6 +39,9 @@ from shared.errors import InvalidInput
 HedgeMethod = Literal["ols", "kalman", "fixed"]
 HEDGE_METHODS: tuple[str, ...] = ("ols", "kalman", "fixed")
 
+# Beta random-walk variance per bar of the Kalman hedge (see shared.analytics.kalman for its scale).
+DEFAULT_KALMAN_DELTA = 1e-7
+
 REASON_ENTRY = "entry"
 REASON_EXIT = "exit"
 REASON_STOP = "stop"
@@ -56,7 +59,7 @@ class SignalParams:
     max_hold_bars: int | None = None
     method: HedgeMethod = "ols"
     fixed_beta: float | None = None
-    kalman_delta: float = 1e-7  # beta random-walk variance per bar; see shared.analytics.kalman
+    kalman_delta: float = DEFAULT_KALMAN_DELTA
 
     def __post_init__(self) -> None:
         if self.method not in HEDGE_METHODS:
