@@ -65,6 +65,9 @@ def check(settings: IngestSettings) -> int:
     if beat is None:
         print(f"ingest {settings.instance}: no heartbeat", file=sys.stderr)
         return 1
+    if beat.get("problems"):  # a mode reporting unhealthy parts (live: streams silent/disconnected too long)
+        print(f"ingest {settings.instance}: unhealthy: {'; '.join(map(str, beat['problems']))}", file=sys.stderr)
+        return 1
     print(orjson.dumps(beat).decode())
     return 0
 
