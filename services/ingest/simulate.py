@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from shared.messages import Tick
 from shared.testing.generator import CointegratedSpec, generate_ticks
 from shared.timeutil import now_us
 
@@ -50,6 +51,10 @@ def loop_spec(base: CointegratedSpec, loop: int, start_us: int, x0: float) -> Co
     )
 
 
+def _last_price(ticks: list[Tick], instrument: str, default: float) -> float:
+    return next((t.price for t in reversed(ticks) if t.instrument == instrument), default)
+
+
 async def simulate_feed(
     publisher: TickPublisher,
     *,
@@ -62,15 +67,17 @@ async def simulate_feed(
     status_interval_s: float = 1.0,
 ) -> SimulationSummary:
     base = spec or CointegratedSpec()
-    start = now_us() if start_us is None else start_us
-    end_us = None if duration_s is None else start + int(duration_s * 1_000_000)
+    loop_us = int(base.duration_s * 1_000_000)
     summary = SimulationSummary(speed=speed_label(speed))
     pacer = Pacer(speed, stop) if speed is not None else None
     counts: Counter[str] = Counter()
-    id_offset: dict[str, int] = {}
     started = time.monotonic()
     next_status = 0.0
-    x0 = base.x0
+
+    def generate(loop: int, x0: float) -> asyncio.Task[list[Tick]]:
+        # Times relative to 0 (the generator only adds start_us), shifted when published; generated
+        # in a thread, one loop ahead, so a loop boundary does not stall a real-time feed.
+        return asyncio.ensure_future(asyncio.to_thread(generate_ticks, loop_spec(base, loop, 0, x0)))
 
     async def report(state: str) -> None:
         if on_status is not None:
@@ -80,43 +87,50 @@ async def simulate_feed(
                 "published_by_instrument": dict(counts), "event_time_us": summary.last_event_us,
             })  # fmt: skip
 
-    def finished() -> bool:
+    def stopping() -> bool:
         return stop is not None and stop.is_set()
 
+    pending = generate(0, base.x0)
+    ticks = await pending
+    start = now_us() if start_us is None else start_us  # after the first loop exists: no initial lag
+    end_us = None if duration_s is None else start + int(duration_s * 1_000_000)
+    id_offset: dict[str, int] = {}
     try:
-        while not finished():
-            current = loop_spec(base, summary.loops, start, x0)
-            ticks = await asyncio.to_thread(generate_ticks, current)
+        while True:
+            loop = summary.loops
             summary.loops += 1
+            more = end_us is None or start + (loop + 1) * loop_us < end_us
+            pending = generate(loop + 1, _last_price(ticks, base.x_instrument, base.x0)) if more else None
             for i, tick in enumerate(ticks):
-                if end_us is not None and tick.ts_event_us >= end_us:
-                    return summary
-                if finished():
+                ts = tick.ts_event_us + start  # loop_spec(.., 0, ..) times loop k from k * duration
+                if end_us is not None and ts >= end_us:
+                    break
+                if stopping():
                     summary.interrupted = True
                     return summary
                 if pacer is not None:
-                    await pacer.wait_for(tick.ts_event_us)
+                    await pacer.wait_for(ts)
                 out = msgspec.structs.replace(
-                    tick, trade_id=tick.trade_id + id_offset.get(tick.instrument, 0), ts_ingest_us=now_us()
-                )
+                    tick, trade_id=tick.trade_id + id_offset.get(tick.instrument, 0), ts_event_us=ts,
+                    ts_exchange_us=ts, ts_ingest_us=now_us(),
+                )  # fmt: skip
                 await publisher.put(out)
                 counts[out.instrument] += 1
                 summary.last_trade_ids[out.instrument] = out.trade_id
-                summary.first_event_us = summary.first_event_us or out.ts_event_us
-                summary.last_event_us = out.ts_event_us
-                if out.instrument == base.x_instrument:
-                    x0 = out.price
+                summary.first_event_us = summary.first_event_us or ts
+                summary.last_event_us = ts
                 if i % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
                     if time.monotonic() >= next_status:
                         next_status = time.monotonic() + status_interval_s
                         await report("running")
+            if pending is None:
+                return summary
             id_offset = dict(summary.last_trade_ids)
-            if end_us is not None and (summary.last_event_us or start) >= end_us:
-                break
-        summary.interrupted = finished()
-        return summary
+            ticks = await pending
     finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
         await publisher.flush()
         summary.published_by_instrument = dict(counts)
         summary.elapsed_s = time.monotonic() - started
