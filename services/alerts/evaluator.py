@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from services.alerts.store import NewEvent, StateKey
+from shared.alerts.fields import metric_values
 from shared.alerts.machine import RuleState, dedupe_key, initial_state, step
 from shared.alerts.spec import Rule
 from shared.messages import AlertEvent, Metric
@@ -49,10 +50,14 @@ class Evaluator:
     def evaluate(self, metrics: list[Metric]) -> BatchOutcome:
         out = BatchOutcome()
         for metric in metrics:
-            for rule in self.rules_for(metric.pair, metric.timeframe):
+            rules = self.rules_for(metric.pair, metric.timeframe)
+            if not rules:
+                continue
+            values = metric_values(metric)
+            for rule in rules:
                 key = (rule.id, metric.pair, metric.timeframe)
                 state = out.states.get(key) or self.states.get(key) or initial_state(rule)
-                result = step(rule, state, metric)
+                result = step(rule, state, metric, values)
                 if not result.evaluated:
                     continue
                 out.evaluations += 1

@@ -1,7 +1,7 @@
 """The alerts worker: metric streams -> rules -> events (db + ``alerts`` stream) -> deliveries.
 
-Per batch: evaluate (pure), write events and states in one transaction, publish the newly inserted
-events once, hand them to delivery, and only then ack. A crash at any point replays the batch; the
+Per batch: evaluate (pure); in one transaction write events and states and publish the newly
+inserted events (once per dedupe key); hand them to delivery; only then ack. A crash at any point replays the batch; the
 persisted states skip metrics already folded in and the events' unique key drops repeats.
 """
 
@@ -149,10 +149,12 @@ class AlertsWorker:
         assert self.conn is not None
         async with self.conn.transaction():
             inserted = await store.write_batch(self.conn, outcome.events, outcome.states)
+            new_events = [n for n in outcome.events if n.event.dedupe_key in inserted]
+            # Published inside the transaction (one commit per batch): if the commit then fails, the
+            # batch is evaluated again and the publish-once marker returns the existing stream entry.
+            published = await self.publisher.publish([n.event for n in new_events])
+            await store.mark_published(self.conn, [(event, sid) for event, sid, _ in published])
         self.evaluator.commit(outcome.states)
-        new_events = [n for n in outcome.events if n.event.dedupe_key in inserted]
-        published = await self.publisher.publish([n.event for n in new_events])
-        await store.mark_published(self.conn, [(event, sid) for event, sid, _ in published])
         for n in new_events:
             metrics.FIRINGS.labels(n.event.kind).inc()
             if n.channels:

@@ -20,8 +20,11 @@ Signal rules (entry / exit / stop with a gate)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Literal
+
+import msgspec
+from msgspec.structs import replace as evolve
 
 from shared.alerts.evaluate import evaluate, operand_snapshot
 from shared.alerts.fields import metric_values
@@ -33,8 +36,9 @@ Position = Literal["flat", "long", "short"]
 US = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class RuleState:
+class RuleState(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a rule remembers per (pair, timeframe); a msgspec struct so updates and JSON are cheap."""
+
     version: int = 0  # the rule version this state belongs to
     last_ts_us: int | None = None
     last_seq: int | None = None
@@ -43,34 +47,15 @@ class RuleState:
     pending_count: int = 0
     pending_since_us: int | None = None
     last_fired_us: int | None = None
-    previous: dict[str, float | None] = field(default_factory=dict)
+    previous: dict[str, float | None] = msgspec.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "last_ts_us": self.last_ts_us,
-            "last_seq": self.last_seq,
-            "active": self.active,
-            "position": self.position,
-            "pending_count": self.pending_count,
-            "pending_since_us": self.pending_since_us,
-            "last_fired_us": self.last_fired_us,
-            "previous": dict(self.previous),
-        }
+        return msgspec.to_builtins(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RuleState:
-        return cls(
-            version=int(data.get("version", 0)),
-            last_ts_us=data.get("last_ts_us"),
-            last_seq=data.get("last_seq"),
-            active=bool(data.get("active", False)),
-            position=data.get("position", "flat"),
-            pending_count=int(data.get("pending_count", 0)),
-            pending_since_us=data.get("pending_since_us"),
-            last_fired_us=data.get("last_fired_us"),
-            previous=dict(data.get("previous") or {}),
-        )
+        """Rebuild a saved state; raises ``msgspec.ValidationError`` on a corrupt document."""
+        return msgspec.convert(data, cls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,23 +83,25 @@ def is_processed(state: RuleState, metric: Metric) -> bool:
     return (metric.ts_event_us, metric.seq) <= (state.last_ts_us, state.last_seq if state.last_seq is not None else -1)
 
 
-def step(rule: Rule, state: RuleState, metric: Metric) -> StepResult:
+def step(rule: Rule, state: RuleState, metric: Metric, values: dict[str, float | None] | None = None) -> StepResult:
+    """Advance one rule's state by one metric (``values``: ``metric_values(metric)``, if already computed)."""
     if state.version != rule.version:
         state = initial_state(rule)
     if is_processed(state, metric):
         return StepResult(state, evaluated=False)
-    values = metric_values(metric)
+    if values is None:
+        values = metric_values(metric)
     if isinstance(rule.spec, ConditionSpec):
         result = _condition_step(rule, rule.spec, state, metric, values)
     else:
         result = _signal_step(rule, rule.spec, state, metric, values)
-    new_state = replace(
+    new_state = evolve(
         result.state,
         last_ts_us=metric.ts_event_us,
         last_seq=metric.seq,
         previous=operand_snapshot(rule.spec.operands(), values),
     )
-    return replace(result, state=new_state)
+    return StepResult(new_state, result.firings, True, result.suppressed)
 
 
 def _in_cooldown(rule: Rule, state: RuleState, ts_us: int) -> bool:
@@ -134,23 +121,23 @@ def _condition_step(
         if trigger is None:
             return StepResult(state)
         if trigger is False:
-            return StepResult(replace(state, pending_count=0, pending_since_us=None))
+            return StepResult(evolve(state, pending_count=0, pending_since_us=None))
         count = state.pending_count + 1
         since = state.pending_since_us if state.pending_since_us is not None else ts
         if count < rule.pending_n or ts - since < rule.pending_s * US:
-            return StepResult(replace(state, pending_count=count, pending_since_us=since), suppressed="pending")
-        activated = replace(state, active=True, pending_count=0, pending_since_us=None)
+            return StepResult(evolve(state, pending_count=count, pending_since_us=since), suppressed="pending")
+        activated = evolve(state, active=True, pending_count=0, pending_since_us=None)
         if _in_cooldown(rule, state, ts):
             return StepResult(activated, suppressed="cooldown")
         message = f"{rule.name}: {metric.pair} {metric.timeframe} {to_text(spec.trigger)} (z={_fmt(values['zscore'])})"
-        return StepResult(replace(activated, last_fired_us=ts), (Firing("trigger", message, values),))
+        return StepResult(evolve(activated, last_fired_us=ts), (Firing("trigger", message, values),))
     if spec.clear is not None:
         clear = evaluate(spec.clear, values, state.previous)
     else:
         clear = None if trigger is None else not trigger
     if clear is not True:
         return StepResult(state)
-    cleared = replace(state, active=False, pending_count=0, pending_since_us=None)
+    cleared = evolve(state, active=False, pending_count=0, pending_since_us=None)
     if not spec.notify_clear:
         return StepResult(cleared)
     message = f"{rule.name}: {metric.pair} {metric.timeframe} cleared (z={_fmt(values['zscore'])})"
@@ -182,7 +169,7 @@ def _signal_step(
         if _in_cooldown(rule, state, metric.ts_event_us):
             return StepResult(state, suppressed="cooldown")
         message = f"{where} {kind}: {name} {_fmt(z)} {text}"
-        new_state = replace(state, position=position, last_fired_us=metric.ts_event_us)
+        new_state = evolve(state, position=position, last_fired_us=metric.ts_event_us)
         return StepResult(new_state, (Firing(kind, message, values),))
     sign = 1.0 if state.position == "short" else -1.0
     if spec.stop is not None and sign * z >= spec.stop:
@@ -192,7 +179,7 @@ def _signal_step(
     else:
         return StepResult(state)
     message = f"{where} {kind} {state.position}: {name} {_fmt(z)} {text}"
-    return StepResult(replace(state, position="flat"), (Firing(kind, message, values),))
+    return StepResult(evolve(state, position="flat"), (Firing(kind, message, values),))
 
 
 def dedupe_key(rule: Rule, metric: Metric, kind: str) -> str:

@@ -12,6 +12,7 @@ A ``<condition>`` is rule text (``shared.alerts.parser``) or its JSON tree (``sh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from dataclasses import field as dc_field  # SignalSpec has an attribute named ``field``
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -50,12 +51,16 @@ class ConditionSpec:
     trigger: Node
     clear: Node | None = None  # None: the episode clears when the trigger is false
     notify_clear: bool = False
+    _operands: frozenset[Operand] = dc_field(init=False, repr=False, compare=False)
 
-    def operands(self) -> frozenset[Operand]:
+    def __post_init__(self) -> None:
         out = crossing_operands(self.trigger)
         if self.clear is not None:
             out |= crossing_operands(self.clear)
-        return frozenset(out)
+        object.__setattr__(self, "_operands", frozenset(out))  # computed once: read on every step
+
+    def operands(self) -> frozenset[Operand]:
+        return self._operands
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,9 +81,13 @@ class SignalSpec:
     stop: float | None = None
     gate: Node | None = None  # entries are suppressed unless the gate is true
     field: str = "zscore"
+    _operands: frozenset[Operand] = dc_field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_operands", frozenset({Operand(self.field)}))
 
     def operands(self) -> frozenset[Operand]:
-        return frozenset({Operand(self.field)})
+        return self._operands
 
     def to_json(self) -> dict[str, Any]:
         return {
