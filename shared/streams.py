@@ -73,7 +73,23 @@ class Keys:
         return f"{self.prefix}heartbeat:{service}:*"
 
     def lease(self, pair: str) -> str:
+        """Owner of a pair (value: worker instance), SET NX with a TTL the owner renews."""
         return f"{self.prefix}lease:{pair}"
+
+    @property
+    def lease_pattern(self) -> str:
+        return f"{self.prefix}lease:*"
+
+    def fence(self, pair: str) -> str:
+        """Fencing-token counter of a pair, INCRed on every lease acquisition (never expires)."""
+        return f"{self.prefix}fence:{pair}"
+
+    def member(self, service: str, instance: str) -> str:
+        """Membership of a worker in its service's balancing pool (short TTL, renewed with the leases)."""
+        return f"{self.prefix}member:{service}:{instance}"
+
+    def member_pattern(self, service: str) -> str:
+        return f"{self.prefix}member:{service}:*"
 
     def feed_status(self, feed: str) -> str:
         return f"{self.prefix}feed:{feed}"
