@@ -211,7 +211,11 @@ class RollingMoments1:
 
     def zscore(self, x: float, ddof: int = 1) -> float:
         """z of ``x`` against the window (x is normally the newest observation)."""
-        sd = self.std(ddof)
+        # std() inlined (same arithmetic): this runs on every RollingZScore update.
+        n = self.n
+        if n - ddof <= 0:
+            return math.nan
+        sd = math.sqrt(max(self.m2, 0.0) / (n - ddof))
         if not sd > 0.0:
             return math.nan
         return (x - self.mean) / sd
