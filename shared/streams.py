@@ -91,6 +91,23 @@ class Keys:
     def member_pattern(self, service: str) -> str:
         return f"{self.prefix}member:{service}:*"
 
+    def pair_of_lease_key(self, key: str) -> str:
+        return key.removeprefix(f"{self.prefix}lease:")
+
+    def deadletter_pattern(self) -> str:
+        return f"{self.prefix}deadletter:*"
+
+    def group_of_deadletter_key(self, key: str) -> str:
+        return key.removeprefix(f"{self.prefix}deadletter:")
+
+    def heartbeat_parts(self, key: str) -> tuple[str, str]:
+        """Inverse of ``heartbeat``: (service, instance)."""
+        service, _, instance = key.removeprefix(f"{self.prefix}heartbeat:").partition(":")
+        return service, instance
+
+    def feed_of_status_key(self, key: str) -> str:
+        return key.removeprefix(f"{self.prefix}feed:")
+
     def feed_status(self, feed: str) -> str:
         return f"{self.prefix}feed:{feed}"
 
