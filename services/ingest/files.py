@@ -28,6 +28,7 @@ _DUMP_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]{2,32})-(?P<kind>trades|aggTrades)
 _HFT_LINE = re.compile(rb"^\d{10,20} [{\[]")
 _CRYPTOFEED_LINE = re.compile(rb"^\d{9,11}(\.\d+)?: ")
 _TOKEN = re.compile(r"[a-z0-9]+")
+_CHUNK = 64 * 1024
 
 
 class LineFile:
@@ -62,12 +63,23 @@ class LineFile:
         """``(line_no, line without the line break)``, 1-based, blank lines skipped."""
         with open(self.path, "rb") as raw:
             self._raw = raw
-            # gzip/zip members are buffered readers already; no extra buffer, so a truncated archive
-            # still yields every complete line before the damage.
-            for line_no, line in enumerate(self._open_stream(raw), 1):
-                line = line.rstrip(b"\r\n")
-                if line:
-                    yield line_no, line
+            stream = self._open_stream(raw)
+            # Read in chunks and split here: several times cheaper than readline() on gzip/zip
+            # streams. read1 does one raw read, so a truncated archive still yields every line
+            # before the damage.
+            line_no = 0
+            rest = b""
+            while chunk := stream.read1(_CHUNK):
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                for line in lines:
+                    line_no += 1
+                    if line.endswith(b"\r"):
+                        line = line[:-1]
+                    if line:
+                        yield line_no, line
+            if rest.rstrip(b"\r"):
+                yield line_no + 1, rest.rstrip(b"\r")
 
     def head(self, n: int = 2) -> list[bytes]:
         """The first ``n`` non-blank lines (for sniffing; reads the file separately)."""

@@ -114,7 +114,11 @@ def instrument_id(venue: str, symbol: str) -> str:
     return ident
 
 
-def parse_decimal(text: str, field: str, *, positive: bool) -> float:
+_INF = math.inf
+_MS_LOW, _MS_HIGH = 10**11, 10**14  # epoch ms between 1973 and 5138: the common case, inlined
+
+
+def parse_decimal(text: str | bytes, field: str, *, positive: bool) -> float:
     """A Binance decimal string -> float64; rejects non-numbers, NaN/inf and (if asked) <= 0."""
     try:
         value = float(text)
@@ -131,28 +135,45 @@ def make_tick(
     venue: str,
     symbol: str,
     trade_id: int,
-    price: str,
-    qty: str,
+    price: str | bytes,
+    qty: str | bytes,
     buyer_is_maker: bool,
     trade_time: int,
     event_time: int | None,
     ts_ingest_us: int,
     source: Source,
 ) -> Tick:
-    """The single place a Tick is built from exchange fields (WS payloads and dump rows alike)."""
+    """The single place a Tick is built from exchange fields (WS payloads and dump rows alike).
+
+    Hot path: the checks are written inline; ``parse_decimal`` only runs to word the error.
+    """
+    try:
+        p = float(price)
+        q = float(qty)
+    except (TypeError, ValueError):
+        p = parse_decimal(price, "price", positive=True)
+        q = parse_decimal(qty, "qty", positive=True)
+    if not (0.0 < p < _INF and 0.0 < q < _INF):  # also false for NaN
+        parse_decimal(price, "price", positive=True)
+        parse_decimal(qty, "qty", positive=True)
     if trade_id < 0:
         raise DecodeError(f"trade id {trade_id} is negative")
     if trade_time <= 0:
         raise DecodeError(f"trade time {trade_time} is not a positive epoch")
-    ts_event = epoch_to_us(trade_time)
+    ts_event = trade_time * 1000 if _MS_LOW <= trade_time < _MS_HIGH else epoch_to_us(trade_time)
+    if event_time is None or event_time <= 0:
+        ts_exchange = ts_event
+    else:
+        ts_exchange = event_time * 1000 if _MS_LOW <= event_time < _MS_HIGH else epoch_to_us(event_time)
+    instrument = _instrument_ids.get((venue, symbol)) or instrument_id(venue, symbol)
     return Tick(
-        instrument=instrument_id(venue, symbol),
+        instrument=instrument,
         trade_id=trade_id,
-        price=parse_decimal(price, "price", positive=True),
-        qty=parse_decimal(qty, "qty", positive=True),
+        price=p,
+        qty=q,
         side="sell" if buyer_is_maker else "buy",
         ts_event_us=ts_event,
-        ts_exchange_us=epoch_to_us(event_time) if event_time and event_time > 0 else ts_event,
+        ts_exchange_us=ts_exchange,
         ts_ingest_us=ts_ingest_us,
         source=source,
     )

@@ -60,6 +60,12 @@ def _parse_bool(cell: bytes, name: str) -> bool:
     return value
 
 
+def _slow_fields(cells: list[bytes], i_id: int, i_time: int, i_maker: int, id_name: str,
+                 time_name: str) -> tuple[int, int, bool]:  # fmt: skip
+    return (_parse_int(cells[i_id], id_name), _parse_int(cells[i_time], time_name),
+            _parse_bool(cells[i_maker], "is_buyer_maker" if id_name == "trade id" else "m"))  # fmt: skip
+
+
 def _parse_int(cell: bytes, name: str) -> int:
     try:
         return int(cell)
@@ -121,15 +127,12 @@ class TickFile:
             widths = (len(cells),)  # the first row fixes the width for the rest of the file
             i_id, i_price, i_qty, i_time, i_maker = positions
             try:
-                tick = make_tick(
-                    venue, symbol,
-                    _parse_int(cells[i_id], "trade id"),
-                    cells[i_price].decode("ascii", "replace"),
-                    cells[i_qty].decode("ascii", "replace"),
-                    _parse_bool(cells[i_maker], "is_buyer_maker"),
-                    _parse_int(cells[i_time], "time"),
-                    None, clock(), source,
-                )  # fmt: skip
+                try:  # fast path; the slow one only runs to word the error (or strip spaces)
+                    trade_id, trade_time, maker = int(cells[i_id]), int(cells[i_time]), _BOOLS[cells[i_maker]]
+                except (ValueError, KeyError):
+                    trade_id, trade_time, maker = _slow_fields(cells, i_id, i_time, i_maker, "trade id", "time")
+                tick = make_tick(venue, symbol, trade_id, cells[i_price], cells[i_qty], maker, trade_time, None,
+                                 clock(), source)  # fmt: skip
             except DecodeError as exc:
                 yield line_no, exc
                 continue
@@ -144,8 +147,10 @@ class TickFile:
             cells = line.split(b",")
             if index is None:
                 index = _ws_csv_header(cells, self.path)
-                i_event = index.get("e")
+                i_event, i_E = index.get("e"), index.get("E")
+                i_t, i_p, i_q, i_T, i_m, i_s = (index[c] for c in ("t", "p", "q", "T", "m", "s"))
                 width = len(cells)
+                last_raw_symbol, symbol = b"", ""
                 self.skipped += 1
                 continue
             if len(cells) != width:
@@ -154,16 +159,17 @@ class TickFile:
             try:
                 if i_event is not None and cells[i_event] != b"trade":
                     raise DecodeError(f"event type {cells[i_event][:20]!r} is not 'trade'")
-                event_time = _parse_int(cells[index["E"]], "E") if "E" in index else None
-                tick = make_tick(
-                    venue, cells[index["s"]].decode("ascii", "replace"),
-                    _parse_int(cells[index["t"]], "t"),
-                    cells[index["p"]].decode("ascii", "replace"),
-                    cells[index["q"]].decode("ascii", "replace"),
-                    _parse_bool(cells[index["m"]], "m"),
-                    _parse_int(cells[index["T"]], "T"),
-                    event_time, clock(), source,
-                )  # fmt: skip
+                try:
+                    trade_id, trade_time, maker = int(cells[i_t]), int(cells[i_T]), _BOOLS[cells[i_m]]
+                    event_time = int(cells[i_E]) if i_E is not None else None
+                except (ValueError, KeyError):
+                    trade_id, trade_time, maker = _slow_fields(cells, i_t, i_T, i_m, "t", "T")
+                    event_time = _parse_int(cells[i_E], "E") if i_E is not None else None
+                raw_symbol = cells[i_s]
+                if raw_symbol != last_raw_symbol:  # one symbol per file in practice: decode once
+                    last_raw_symbol, symbol = raw_symbol, raw_symbol.decode("ascii", "replace")
+                tick = make_tick(venue, symbol, trade_id, cells[i_p], cells[i_q], maker, trade_time, event_time,
+                                 clock(), source)  # fmt: skip
             except DecodeError as exc:
                 yield line_no, exc
                 continue
