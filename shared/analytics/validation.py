@@ -41,10 +41,12 @@ def as_float_array(values: Any, name: str = "values", *, allow_nan: bool = False
     """
     if isinstance(values, (str, bytes)):
         raise InvalidInput(f"{name} must be a sequence of numbers, got a {type(values).__name__}")
-    raw = getattr(values, "to_numpy", None)
-    data = raw() if callable(raw) else values
+    to_numpy = getattr(values, "to_numpy", None)
     try:
-        arr = np.asarray(data, dtype=np.float64)
+        if callable(to_numpy):  # pandas: nullable dtypes turn pd.NA into NaN (reported below)
+            arr = np.asarray(to_numpy(dtype=np.float64, na_value=np.nan))
+        else:
+            arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"{name} must contain only numbers ({exc})") from None
     if arr.ndim != 1:

@@ -86,6 +86,25 @@ def test_rolling_zscore_constant_window_and_nan_propagation() -> None:
     assert np.isnan(z2[12:17]).all() and np.isfinite(z2[17])
 
 
+def test_collinear_legs_give_zero_spread_and_nan_zscore() -> None:
+    # y = 2x exactly: OLS beta 2, residual std 0, so the spread is identically 0 and its z-score
+    # (0 / std 0) is undefined: NaN everywhere, never inf or a division error.
+    from shared.analytics.hedge import ols
+
+    x = np.linspace(1e5, 1.01e5, 100)
+    fit = ols(2.0 * x, x)
+    s = spread(2.0 * x, x, fit.beta, fit.alpha)
+    assert fit.beta == 2.0 and fit.resid_std == 0.0 and not s.any()
+    assert np.isnan(rolling_zscore(s, 20)).all()
+    np.testing.assert_allclose(rolling_correlation(2.0 * x, x, 20)[19:], 1.0, rtol=1e-12)
+
+
+def test_nullable_pandas_input_reports_missing_value_position() -> None:
+    y = pd.Series([1.0, None, 3.0, 4.0], dtype="Float64")  # pd.NA at position 1
+    with pytest.raises(InvalidInput, match="y contains NaN at position 1"):
+        spread(y, np.arange(4.0), 1.0)
+
+
 def test_rolling_correlation_matches_numpy_corrcoef_per_window() -> None:
     a, b = _prices(n=120, seed=5), _prices(n=120, seed=6)
     r = rolling_correlation(a, b, 40)
