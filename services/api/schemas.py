@@ -99,3 +99,35 @@ class PairsResponse(ListResponse):
 
 class InstrumentsResponse(ListResponse):
     data: list[InstrumentOut]
+
+
+class InstrumentDetail(InstrumentOut):
+    created_at: datetime
+    bars: list[BarCoverage] = Field(..., description="Stored bars per timeframe: count and time range")
+    pairs: list[str] = Field(..., description="Configured pairs with this instrument as a leg")
+    last_price: float | None = Field(None, description="Latest trade price on the tick stream, if any")
+    last_trade_us: int | None = Field(None, description="Event time of that trade, µs since epoch")
+
+
+class BarCoverage(BaseModel):
+    timeframe: str
+    count: int
+    first: datetime
+    last: datetime
+
+
+class PairDetail(PairOut):
+    created_at: datetime
+    updated_at: datetime
+    owner: str | None = Field(None, description="Analytics worker instance holding the pair's lease, if any")
+
+
+class PairChange(BaseModel):
+    """The notice published on the pairs-changed channel and returned by write endpoints."""
+
+    action: str = Field(..., description="created, updated or deleted", examples=["updated"])
+    pair: str
+    config: PairOut | None = Field(None, description="The configuration after the change (None when deleted)")
+
+
+InstrumentDetail.model_rebuild()

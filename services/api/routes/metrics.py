@@ -1,4 +1,4 @@
-"""Pairs and their analytics: configured pairs, metric history, the latest snapshot of every pair."""
+"""Pair analytics: metric history and the latest snapshot of every pair."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from services.api.deps import DbDep, ReadAuth
 from services.api.params import pair_param, time_range, timeframe_param
-from services.api.schemas import ErrorResponse, MetricsResponse, PairsResponse, SnapshotResponse
+from services.api.schemas import ErrorResponse, MetricsResponse, SnapshotResponse
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"], dependencies=[ReadAuth])
 ERRORS = {422: {"model": ErrorResponse, "description": "A parameter is invalid (the field is named)"}}
@@ -18,14 +18,6 @@ METRIC_FIELDS = (
     'ts, seq, method, "window", y_price, x_price, warm, beta, alpha, r2, spread, zscore, correlation, '
     "adf_stat, adf_p, half_life, computed_at"
 )
-
-
-@router.get("/pairs", response_model=PairsResponse, summary="Configured pairs")
-async def list_pairs(db: DbDep) -> PairsResponse:
-    rows = await (
-        await db.execute('SELECT id, y, x, "window", timeframes, hedge_method, enabled FROM pairs ORDER BY id')
-    ).fetchall()
-    return PairsResponse(count=len(rows), data=rows)
 
 
 @router.get("/metrics", response_model=MetricsResponse, responses=ERRORS, summary="Metric history of a pair")
