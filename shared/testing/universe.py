@@ -6,7 +6,8 @@ Data-generating process (per bar, everything a function of ``seed``):
   x_t = x_0 * exp(sum of N(0, sigma^2) log returns); the spread s is an AR(1)
   s_t = phi * s_{t-1} + e_t with phi = 2^(-1 / half_life_bars) (so its half-life is
   ``half_life_bars``) and stationary standard deviation ``spread_sd_frac`` * y_0; and
-  y_t = alpha + beta * x_t + s_t with alpha = beta * x_0 = y_0 / 2 (so y stays positive).
+  y_t = alpha + beta * x_t + s_t with beta * x_0 = 0.8 y_0 and alpha = 0.2 y_0 (so y stays
+  positive and its random-walk part dominates its bar-to-bar moves, as for real pairs).
   Each planted pair has its own x, so the only cointegrated pairs are the planted ones.
 * every other instrument is an independent geometric random walk with the same ``sigma``.
 
@@ -42,8 +43,8 @@ class UniverseSpec:
     timeframe: str = "1m"
     start_us: int = 1_749_254_400_000_000  # 2025-06-07 00:00:00 UTC
     sigma: float = 0.001  # per-bar log-return standard deviation of every random walk
-    half_life_bars: tuple[float, float] = (10.0, 60.0)  # planted half-lives drawn uniformly in this range
-    spread_sd_frac: float = 0.003
+    half_life_bars: tuple[float, float] = (5.0, 30.0)  # planted half-lives drawn uniformly in this range
+    spread_sd_frac: float = 0.0015
     seed: int = 11
 
     def __post_init__(self) -> None:
@@ -104,8 +105,8 @@ def generate_universe(spec: UniverseSpec = UniverseSpec()) -> Universe:
         iy, ix = int(order[2 * p]), int(order[2 * p + 1])
         x0 = float(rng.uniform(20.0, 2_000.0))
         y0 = float(rng.uniform(20.0, 2_000.0))
-        beta = 0.5 * y0 / x0
-        alpha = 0.5 * y0
+        beta = 0.8 * y0 / x0
+        alpha = 0.2 * y0
         hl = float(rng.uniform(*spec.half_life_bars))
         x = _random_walk(rng, n, x0, spec.sigma)
         s = _ar1(rng, n, 2.0 ** (-1.0 / hl), spec.spread_sd_frac * y0)
