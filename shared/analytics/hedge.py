@@ -234,6 +234,9 @@ def huber(
         beta, a0, sigma = new_beta, new_a0, new_sigma
         if done:
             break
+    else:
+        # Typically 20-40 iterations suffice; report rather than return a half-converged fit.
+        raise InvalidInput(f"huber did not converge in {max_iter} iterations (tol {tol:g}); raise max_iter")
     return RobustResult(beta=beta, alpha=a0 - beta * mx, scale=sigma, nobs=n, method="huber")
 
 

@@ -288,10 +288,12 @@ def test_huber_exact_fit_has_zero_scale() -> None:
     assert res.beta == 2.0 and res.scale == 0.0 and res.method == "huber"
 
 
-def test_huber_rejects_bad_epsilon() -> None:
-    y, x = _noisy_line(n=20)
+def test_huber_rejects_bad_epsilon_and_reports_non_convergence() -> None:
+    y, x = _noisy_line(n=60, outliers=6)
     with pytest.raises(InvalidInput, match="epsilon must be > 1.0"):
         huber(y, x, epsilon=0.9)
+    with pytest.raises(InvalidInput, match="huber did not converge in 2 iterations"):
+        huber(y, x, max_iter=2)
 
 
 # --- Theil-Sen -----------------------------------------------------------------------------
