@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--simulate", action="store_true", help="publish the seeded simulated feed")
     mode.add_argument("--live", action="store_true", help="stream from Binance (services/ingest/live)")
     mode.add_argument("--check", action="store_true", help="exit 0 if this instance's heartbeat is fresh")
-    parser.add_argument("--speed", default=None, help="'max' (default for replay), 1 = real time, N = N times faster")
+    parser.add_argument("--speed", default=None, help="'max' (replay default), 1 = real time (simulate default), N = N times faster")
     parser.add_argument("--venue", choices=BINANCE_VENUES, help="venue of the replay files (else from the path)")
     parser.add_argument("--symbol", help="symbol of dump files whose name does not carry it")
     parser.add_argument("--format", choices=FILE_FORMATS, help="replay file layout (else sniffed)")

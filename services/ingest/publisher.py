@@ -10,6 +10,8 @@ kept as the reference the benchmark compares against).
 
 Delivery is at-least-once: a pipeline that fails on a connection error is resent whole, and some
 of its entries may already have been applied, so consumers de-duplicate by (instrument, trade_id).
+Entries refused with a transient error reply (OOM, LOADING, ...) are resent after the batch, so
+only in that case can a stream's order differ from the queue's.
 Stream entry ids come from Redis' clock (arrival time), so MINID trimming keeps recent arrivals
 even when replaying old data.
 """

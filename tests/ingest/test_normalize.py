@@ -68,6 +68,7 @@ def test_every_jsonl_sample_frame_normalizes_like_the_raw_json(data_dir: Path) -
 
 
 @pytest.mark.real_data
+@pytest.mark.slow
 def test_raw_captures_hftbacktest_and_cryptofeed(data_dir: Path) -> None:
     root = data_dir / "binance" / "ws" / "raw_captures"
     # hftbacktest: "<recv_ts_ns> <frame>", one spot and one USD-M capture (incl. the REST snapshot line).

@@ -33,6 +33,7 @@ def _dump_lines(trade_ids: range, t0_ms: int, step_ms: int, price: str = "100.5"
 
 
 @pytest.mark.real_data
+@pytest.mark.slow
 async def test_real_spot_trades_replayed_exactly(data_dir: Path, aredis: aioredis.Redis, redis_client: redis.Redis,
                                                  keys: Keys) -> None:  # fmt: skip
     paths = [data_dir / "binance" / "trades" / name for name in SPOT_FILES]
