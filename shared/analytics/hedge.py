@@ -243,6 +243,7 @@ def huber(
 # Up to here all n x n differences at once is fastest; above, the two-pass bracket (bounded memory,
 # and faster too: it selects the median from a small bracket instead of partitioning every slope).
 _THEIL_SEN_DIRECT_N = 500
+THEIL_SEN_MAX_N = 50_000  # 1.25e9 pairs: about a minute of work and ~60 MB kept in the bracket
 _THEIL_SEN_CHUNK = 1 << 20  # beyond it, pair slopes are computed per block of ~1M (bounds memory)
 
 
@@ -250,13 +251,18 @@ def theil_sen(y: Any, x: Any) -> RobustResult:
     """Theil-Sen estimator: ``beta`` = median of the slopes over all pairs with distinct x,
     ``alpha = median(y - beta x)`` (``scipy.stats.theilslopes(..., method="joint")``).
 
-    Exact, O(n^2) time. Memory stays bounded for large n: above 500 points,
+    Exact, O(n^2) time, so at most ``THEIL_SEN_MAX_N`` points. Memory stays bounded: above 500 points,
     a first pass over a random sample of pairs brackets the median, a second exact pass counts the
     slopes below the bracket and keeps only those inside it, and the median is selected there
     (the bracket is widened and the pass repeated in the rare case it missed).
     """
     ya, xa = as_pair(y, x, min_points=2)
     n = xa.shape[0]
+    if n > THEIL_SEN_MAX_N:
+        raise InvalidInput(
+            f"theil_sen is O(n^2) in pairs: {n} points exceeds the limit {THEIL_SEN_MAX_N}; "
+            "subsample (e.g. one bar in k) or use huber"
+        )
     if n <= _THEIL_SEN_DIRECT_N:
         beta = float(np.median(_block_slopes(ya, xa, 0, n), overwrite_input=True))
     else:
@@ -293,7 +299,8 @@ def _median_slope_large(y: FloatArray, x: FloatArray, total: int) -> float:
     n = x.shape[0]
     rng = np.random.default_rng(0)  # fixed seed: the result is exact anyway, this only sets the work
     ks = [(total - 1) // 2, total // 2]  # 0-based order statistics averaged into the median
-    m = min(200_000, max(20_000, total // 25))  # sample size: bracket ~ +-4/sqrt(m) in quantile
+    # Sample size m: the bracket is ~ +-4/sqrt(m) in quantile, so ~8 total/sqrt(m) slopes are kept.
+    m = min(2_000_000, max(20_000, total // 25))
     i = rng.integers(0, n, m)
     j = rng.integers(0, n, m)
     dx = x[j] - x[i]

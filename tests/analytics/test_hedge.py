@@ -310,6 +310,20 @@ def test_theil_sen_matches_scipy_theilslopes_joint(n: int) -> None:
     np.testing.assert_allclose([res.beta, res.alpha], [ref.slope, ref.intercept], rtol=1e-12)
 
 
+def test_theil_sen_mostly_tied_x_and_size_limit() -> None:
+    # 1999 equal x and one distinct: only 1999 pairs have a slope; the sampled bracket of the
+    # two-pass path holds none of them at first and must widen. Oracle: scipy theilslopes.
+    rng = np.random.default_rng(3)
+    x = np.zeros(2000)
+    x[-1] = 1.0
+    y = rng.normal(size=2000)
+    ref = stats.theilslopes(y, x, method="joint")
+    res = theil_sen(y, x)
+    np.testing.assert_allclose([res.beta, res.alpha], [ref.slope, ref.intercept], rtol=1e-12)
+    with pytest.raises(InvalidInput, match="50001 points exceeds the limit 50000"):
+        theil_sen(np.zeros(50_001), np.arange(50_001.0))
+
+
 @pytest.mark.real_data
 def test_theil_sen_on_klines_matches_scipy(klines: pd.DataFrame) -> None:
     y, x = klines["close_y"].to_numpy()[:1500], klines["close_x"].to_numpy()[:1500]
