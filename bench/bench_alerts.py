@@ -155,9 +155,10 @@ def run(redis_url: str, dsn: str, prefix: str, rate: float, n_rules: int, n_pair
         client.xadd(keys.metrics(pair), {"data": b"{}"})
         client.xtrim(keys.metrics(pair), maxlen=0)
     env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": dsn, "PAIRS_KEY_PREFIX": prefix,
-           "LOG_LEVEL": "WARNING", "ALERTS_INSTANCE": "bench", "ALERTS_PROMETHEUS_PORT": "0", "ALERTS_BLOCK_MS": "100",
-           "HEARTBEAT_INTERVAL_S": "0.2", "ALERTS_GROUP_START_ID": "$"}
-    worker = subprocess.Popen([sys.executable, "-m", "services.alerts"], env=env, stderr=subprocess.PIPE)
+           "LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING"), "LOG_JSON": "false", "ALERTS_INSTANCE": "bench", "ALERTS_PROMETHEUS_PORT": "0", "ALERTS_BLOCK_MS": "100",
+           "HEARTBEAT_INTERVAL_S": "0.2"}
+    worker = subprocess.Popen([sys.executable, "-m", "services.alerts"], env=env,
+                              stderr=None if os.environ.get("BENCH_WORKER_LOG_LEVEL") else subprocess.PIPE)
     reader = AlertReader(redis_url, keys)
     reader.start()
     phases = [Phase("baseline (10 % rate)", rate / 10, seconds), Phase("target rate", rate, seconds)]

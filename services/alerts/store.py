@@ -17,7 +17,7 @@ from shared.alerts.machine import RuleState
 from shared.alerts.spec import Channel, Rule, build_channels, build_spec
 from shared.alerts.tree import RuleError
 from shared.messages import AlertEvent
-from shared.timeutil import datetime_to_us, us_to_datetime
+from shared.timeutil import EPOCH, datetime_to_us, us_to_datetime
 
 log = logging.getLogger(__name__)
 
@@ -70,59 +70,63 @@ class NewEvent:
 
 
 async def write_batch(
-    conn: psycopg.AsyncConnection, events: list[NewEvent], states: dict[StateKey, RuleState]
+    conn: psycopg.AsyncConnection,
+    events: list[NewEvent],
+    states: dict[StateKey, RuleState],
+    stream_ids: dict[str, str] | None = None,
 ) -> set[str]:
     """Insert events (duplicates ignored) and upsert states in the caller's transaction.
 
-    Returns the dedupe keys that were newly inserted: only those get published and delivered.
+    ``stream_ids`` maps dedupe keys to their entry on the alerts stream. Returns the dedupe keys that
+    were newly inserted: only those are handed to delivery. Each batch travels as one JSON document
+    (``json_to_recordset``): far cheaper than per-column arrays of escaped text.
     """
+    stream_ids = stream_ids or {}
     inserted: set[str] = set()
     if events:
-        ev = [e.event for e in events]
+        doc = [
+            {
+                "dedupe_key": e.dedupe_key, "ts_us": e.ts_event_us, "rule_id": e.rule_id, "rule_name": e.rule_name,
+                "pair": e.pair, "timeframe": e.timeframe, "kind": e.kind, "message": e.message, "values": e.values,
+                "fired_us": e.ts_compute_us, "status": "pending" if n.channels else "none",
+                "stream_id": stream_ids.get(e.dedupe_key),
+            }
+            for n in events
+            for e in (n.event,)
+        ]
         cur = await conn.execute(
             """
             INSERT INTO alert_events (dedupe_key, ts, rule_id, rule_name, pair, timeframe, kind, message,
-                                      "values", fired_at, delivery_status)
-            SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[], %s::text[],
-                                 %s::text[], %s::text[], %s::text[]::jsonb[], %s::timestamptz[], %s::text[])
+                                      "values", fired_at, delivery_status, stream_id)
+            SELECT r.dedupe_key, %(epoch)s + r.ts_us * interval '1 microsecond', r.rule_id, r.rule_name, r.pair,
+                   r.timeframe, r.kind, r.message, r."values", %(epoch)s + r.fired_us * interval '1 microsecond',
+                   r.status, r.stream_id
+            FROM json_to_recordset(%(doc)s::json) AS r(dedupe_key text, ts_us bigint, rule_id bigint, rule_name text,
+                 pair text, timeframe text, kind text, message text, "values" jsonb, fired_us bigint, status text,
+                 stream_id text)
             ON CONFLICT (dedupe_key, ts) DO NOTHING
             RETURNING dedupe_key
             """,
-            (
-                [e.dedupe_key for e in ev],
-                [us_to_datetime(e.ts_event_us) for e in ev],
-                [e.rule_id for e in ev],
-                [e.rule_name for e in ev],
-                [e.pair for e in ev],
-                [e.timeframe for e in ev],
-                [e.kind for e in ev],
-                [e.message for e in ev],
-                [orjson.dumps(e.values).decode() for e in ev],
-                [us_to_datetime(e.ts_compute_us) for e in ev],
-                ["pending" if n.channels else "none" for n in events],
-            ),
+            {"doc": orjson.dumps(doc).decode(), "epoch": EPOCH},
         )
         inserted = {r["dedupe_key"] for r in await cur.fetchall()}
     if states:
-        keys = list(states)
+        doc = [
+            {"rule_id": k[0], "pair": k[1], "timeframe": k[2], "state": st.to_json(), "last_ts_us": st.last_ts_us}
+            for k, st in states.items()
+        ]
         # Skip rules deleted since the last reload (their state rows are gone with them).
         await conn.execute(
             """
             INSERT INTO alert_state (rule_id, pair, timeframe, state, last_ts, updated_at)
-            SELECT u.rule_id, u.pair, u.timeframe, u.state, u.last_ts, now()
-            FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[]::jsonb[], %s::timestamptz[])
-                 AS u(rule_id, pair, timeframe, state, last_ts)
+            SELECT u.rule_id, u.pair, u.timeframe, u.state, %(epoch)s + u.last_ts_us * interval '1 microsecond', now()
+            FROM json_to_recordset(%(doc)s::json)
+                 AS u(rule_id bigint, pair text, timeframe text, state jsonb, last_ts_us bigint)
             WHERE EXISTS (SELECT 1 FROM alert_rules r WHERE r.id = u.rule_id)
             ON CONFLICT (rule_id, pair, timeframe)
             DO UPDATE SET state = excluded.state, last_ts = excluded.last_ts, updated_at = now()
             """,
-            (
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-                [k[2] for k in keys],
-                [orjson.dumps(states[k].to_json()).decode() for k in keys],
-                [None if states[k].last_ts_us is None else us_to_datetime(states[k].last_ts_us) for k in keys],
-            ),
+            {"doc": orjson.dumps(doc).decode(), "epoch": EPOCH},
         )
     return inserted
 
