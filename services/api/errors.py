@@ -7,6 +7,7 @@ Handlers installed by the app factory:
   list shape (the alerts API documents ``loc``/``msg``/``ctx.position``), each item gaining
   ``field`` and ``problem`` too.
 * ``InvalidInput`` raised by shared code on bad arguments -> 422 with the message as the problem.
+* ``psycopg.DataError`` (SQLSTATE class 22: a value out of range for its column) -> 422.
 * anything else -> logged with its traceback, 500 ``{"detail": {"field": null, "problem": "internal error"}}``.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -70,6 +72,14 @@ async def _invalid_input_handler(request: Request, exc: InvalidInput) -> JSONRes
     return JSONResponse(status_code=422, content=error_body(getattr(exc, "field", None), str(exc)))
 
 
+async def _data_error_handler(request: Request, exc: psycopg.DataError) -> JSONResponse:
+    # SQLSTATE class 22 (value out of range, bad datetime, ...) comes from a request value the route
+    # passed through unchecked: a client error, named as precisely as PostgreSQL allows.
+    log.warning("database rejected a value on %s %s: %s", request.method, request.url.path, exc)
+    problem = (exc.diag.message_primary or "value rejected by the database").strip()
+    return JSONResponse(status_code=422, content=error_body(None, f"invalid value: {problem}"))
+
+
 async def _last_resort_handler(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(status_code=500, content=error_body(None, "internal error"))
@@ -78,4 +88,5 @@ async def _last_resort_handler(request: Request, exc: Exception) -> JSONResponse
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(InvalidInput, _invalid_input_handler)
+    app.add_exception_handler(psycopg.DataError, _data_error_handler)
     app.add_exception_handler(Exception, _last_resort_handler)
