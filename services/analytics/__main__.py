@@ -18,6 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, help="rolling window in observations")
     p.add_argument("--timeframes", help="comma-separated, e.g. 1s,1m,5m (add 'tick' for the tick-level view)")
     p.add_argument("--method", help="hedge method (ols)")
+    p.add_argument("--auto", action="store_true", help="take a fair share of the enabled pairs in the database")
     p.add_argument("--instance", help="consumer/worker name (default host-pid)")
     p.add_argument("--check", action="store_true", help="exit 0 if a worker heartbeat is fresh, 1 otherwise")
     return p
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["method"] = args.method
     if args.instance:
         overrides["instance"] = args.instance
+    if args.auto:
+        overrides["auto"] = True
     settings = AnalyticsSettings(**overrides)
     setup("analytics", settings.log_level, settings.log_json)
     if args.check:
@@ -46,12 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if alive else 1
     try:
         pairs = [Pair.parse(p) for p in settings.pairs]
-        if not pairs:
-            print("pairs analytics: give --pairs Y~X[,...] (or ANALYTICS_PAIRS)", file=sys.stderr)
+        if not pairs and not settings.auto:
+            print("pairs analytics: give --pairs Y~X[,...] or --auto (or ANALYTICS_PAIRS / ANALYTICS_AUTO)",
+                  file=sys.stderr)  # fmt: skip
             return 2
-        worker = AnalyticsWorker(settings)
-        for pair in pairs:
-            worker.add_pair(pair)
+        worker = AnalyticsWorker(settings, pairs=pairs)
     except PairsError as exc:
         print(f"pairs analytics: {exc}", file=sys.stderr)
         return 2

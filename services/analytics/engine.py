@@ -26,6 +26,7 @@ from shared.timeutil import now_us
 class EngineOutput:
     bars: list[Bar] = field(default_factory=list)
     metrics: list[Metric] = field(default_factory=list)
+    metric_ids: list[str] = field(default_factory=list)  # stream entry id of each metric
     ticks: list[Tick] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -49,6 +50,11 @@ class PairEngine:
         self.seq = {tf: 0 for tf in self.timeframes}
         self.last_price: list[float | None] = [None, None]
         self.late_ticks = 0
+        # Metric stream ids are derived here, not by Redis: ms = the observation's close time (never
+        # decreasing), seq counts within that ms. Re-publishing after a crash then reuses the same ids,
+        # and Redis refuses the duplicates.
+        self.stream_ms = 0
+        self.stream_seq = -1
 
     # --- processing -----------------------------------------------------------------------
     def process(self, leg: int, tick: Tick, out: EngineOutput) -> None:
@@ -105,6 +111,12 @@ class PairEngine:
         y, x = self.last_price
         if y is None or x is None:
             return
+        close_ms = (ts_us + (timeframe_us(tf) or 1000)) // 1000
+        if close_ms > self.stream_ms:
+            self.stream_ms, self.stream_seq = close_ms, 0
+        else:
+            self.stream_seq += 1
+        out.metric_ids.append(f"{self.stream_ms}-{self.stream_seq}")
         sig = self.signals[tf].update(y, x)
         out.metrics.append(
             Metric(
@@ -128,6 +140,30 @@ class PairEngine:
         )
         self.seq[tf] += 1
 
+    def reconfigure(self, timeframes: list[str] | tuple[str, ...], window: int, method: str) -> bool:
+        """Apply an edited pair configuration; returns True if anything changed.
+
+        A new window or method restarts every timeframe's signal (warm-up again); added timeframes
+        start with their next bucket; removed ones are dropped. Bars already built are unaffected.
+        """
+        timeframes = validate_timeframes(timeframes)
+        if (timeframes, window, method) == (self.timeframes, self.window, self.method):
+            return False
+        fresh = PairEngine(self.pair, timeframes, window, method)
+        for tf, _ in fresh.bar_tfs:
+            if tf in self.bucket:
+                fresh.bucket[tf], fresh.floor[tf], fresh.acc[tf] = self.bucket[tf], self.floor[tf], self.acc[tf]
+        for tf in timeframes:
+            if tf in self.seq:
+                fresh.seq[tf] = self.seq[tf]
+                if (window, method) == (self.window, self.method):
+                    fresh.signals[tf] = self.signals[tf]
+        fresh.last_price = self.last_price
+        fresh.late_ticks = self.late_ticks
+        fresh.stream_ms, fresh.stream_seq = self.stream_ms, self.stream_seq
+        self.__dict__.update(fresh.__dict__)
+        return True
+
     # --- checkpointing --------------------------------------------------------------------
     def get_state(self) -> dict:
         return {
@@ -142,6 +178,7 @@ class PairEngine:
             "seq": self.seq,
             "last_price": self.last_price,
             "late_ticks": self.late_ticks,
+            "stream_id": [self.stream_ms, self.stream_seq],
         }
 
     @classmethod
@@ -154,4 +191,5 @@ class PairEngine:
         eng.seq = dict(state["seq"])
         eng.last_price = list(state["last_price"])
         eng.late_ticks = state["late_ticks"]
+        eng.stream_ms, eng.stream_seq = state["stream_id"]
         return eng

@@ -6,25 +6,32 @@ Exactly-once results from at-least-once delivery:
    the last stream id folded into it, per leg) in one database transaction.
 2. Only then are the folded entries XACKed and the batch's metrics published. Entries read but
    still queued in the merger stay pending, so a crash loses nothing.
-3. On start the runner loads the checkpoint, claims the group's pending entries from any dead
-   consumer, re-reads the pending list in order, acks entries already folded in (ids <= the
-   checkpoint's), and re-publishes the checkpoint's metric outbox if the crash came between
-   commit and publish.
+3. On start the runner records its lease's fencing token in the database (older owners' writes
+   are refused from then on), loads the checkpoint, claims the group's pending entries from any
+   dead consumer, re-reads the pending list in order, acks entries already folded in (ids <= the
+   checkpoint's), and re-publishes the checkpoint's metric outbox. Metric stream ids come from the
+   engine, so a re-published metric that already made it is refused by Redis, never duplicated.
+4. Bad input never stops a pair: an entry that cannot be decoded or validated goes to the
+   dead-letter stream at once; an entry whose processing keeps failing (a bug, a database
+   refusal) is retried one entry at a time and dead-lettered after ``max_deliveries`` failures.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections import Counter
 
 import psycopg
 import redis
 
 from services.analytics.engine import EngineOutput, PairEngine
+from services.analytics.leases import Lease
 from services.analytics.merge import TwoLegMerger
 from services.analytics.settings import AnalyticsSettings
-from services.analytics.store import PairStore, load_checkpoint, register_pair
-from shared.errors import DecodeError
+from services.analytics.store import Outbox, PairStore, claim_fence, load_checkpoint, register_pair
+from shared.errors import DecodeError, LeaseLost
 from shared.instruments import Pair
 from shared.messages import STREAM_FIELD, Tick, from_fields
 from shared.streams import DEADLETTER_MAXLEN, Keys
@@ -32,6 +39,19 @@ from shared.streams import DEADLETTER_MAXLEN, Keys
 log = logging.getLogger(__name__)
 PEL = "pel"  # cursor mode: re-reading our pending entries after a restart
 NEW = ">"
+# Trade times outside these bounds cannot be real (and would not fit a timestamptz column).
+MIN_TS_US = 946_684_800_000_000  # 2000-01-01
+MAX_TS_US = 4_102_444_800_000_000  # 2100-01-01
+
+
+def invalid_reason(tick: Tick) -> str | None:
+    if not (math.isfinite(tick.price) and tick.price > 0):
+        return f"price {tick.price!r} is not a positive number"
+    if not (math.isfinite(tick.qty) and tick.qty >= 0):
+        return f"qty {tick.qty!r} is not a non-negative number"
+    if not MIN_TS_US <= tick.ts_event_us < MAX_TS_US:
+        return f"ts_event_us {tick.ts_event_us} is outside 2000..2100"
+    return None
 
 
 def parse_id(entry_id: bytes | str) -> tuple[int, int]:
@@ -51,7 +71,7 @@ class PairRunner:
         window: int,
         timeframes: list[str],
         method: str,
-        fence: int = 0,
+        lease: Lease | None = None,
     ) -> None:
         self.pair = pair
         self.r = r
@@ -62,7 +82,8 @@ class PairRunner:
         self.group = Keys.analytics_group(pair.id)
         self.streams = (self.keys.ticks(pair.y.id), self.keys.ticks(pair.x.id))
         self.window, self.timeframes, self.method = window, timeframes, method
-        self.fence = fence
+        self.lease = lease
+        self.fence = lease.token if lease else 0
         self.store = PairStore(conn, store_ticks=settings.store_ticks)
         self.merger = TwoLegMerger(int(settings.idle_grace_s * 1_000_000))
         self.engine: PairEngine
@@ -74,7 +95,11 @@ class PairRunner:
         self._drained = [False, False]
         self._newest_ts: int | None = None
         self._newest_wall = 0.0
-        self.stats = {"entries": 0, "metrics": 0, "bars": 0, "deadletters": 0, "trimmed": 0}
+        self._careful = False  # after a failure: one entry per batch, to find the culprit
+        self._careful_until: list[tuple[int, int] | None] = [None, None]  # newest ids of the failed batch
+        self._batch: list[tuple[int, str]] = []  # (leg, entry id) released in the current batch
+        self._failures: Counter[str] = Counter()
+        self.stats = {"entries": 0, "metrics": 0, "bars": 0, "deadletters": 0, "trimmed": 0, "retries": 0}
 
     # --- start ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -85,17 +110,33 @@ class PairRunner:
             except redis.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+        if self.lease is not None:
+            claim_fence(self.conn, self.pair.id, self.fence)
+        self._load()
+        for stream in self.streams:
+            self._claim_all(stream)
+            self._forget_idle_consumers(stream)
+
+    def _load(self) -> None:
+        """(Re)build the engine from the checkpoint and re-read the pending list from its start."""
+        self.merger = TwoLegMerger(self.merger.idle_grace_us)
+        self.last_ids = [None, None]
+        self._folded = [None, None]
+        self._cursor = [PEL, PEL]
+        self._pel_from = ["0", "0"]
+        self._unacked = [[], []]
+        self._newest_ts = None
         checkpoint = load_checkpoint(self.conn, self.pair.id)
         if checkpoint is None:
             self.engine = PairEngine(self.pair, self.timeframes, self.window, self.method)
         else:
             self.engine = PairEngine.from_state(self.pair, checkpoint.state)
+            if self.engine.reconfigure(self.timeframes, self.window, self.method):
+                log.info("pair configuration changed", extra={"pair": self.pair.id})
             self.last_ids = checkpoint.last_ids
             self._folded = [parse_id(i) if i else None for i in self.last_ids]
-            self._republish(checkpoint.outbox)
-        for stream in self.streams:
-            self._claim_all(stream)
-        log.info("pair started", extra={"pair": self.pair.id, "group": self.group, "resumed": checkpoint is not None})
+            self._publish(checkpoint.outbox)  # whatever already made it is refused by id
+        log.info("pair loaded", extra={"pair": self.pair.id, "group": self.group, "resumed": checkpoint is not None})
 
     def _claim_all(self, stream: str) -> None:
         """Take over pending entries of other (dead) consumers of this pair's group."""
@@ -107,22 +148,20 @@ class PairRunner:
             if start == "0-0":
                 return
 
-    def _republish(self, outbox: list[bytes]) -> None:
-        if not outbox:
-            return
-        key = self.keys.metrics(self.pair.id)
-        last = self.r.xrevrange(key, count=1)
-        start = 0
-        if last:
-            data = last[0][1].get(STREAM_FIELD)
-            if data in outbox:
-                start = outbox.index(data) + 1
-        self._publish(outbox[start:])
+    def _forget_idle_consumers(self, stream: str) -> None:
+        """Delete consumers of this group that hold nothing (their entries were claimed above)."""
+        for info in self.r.xinfo_consumers(stream, self.group):
+            name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+            if name != self.consumer and info["pending"] == 0:
+                self.r.xgroup_delconsumer(stream, self.group, name)
 
     # --- processing -----------------------------------------------------------------------
     def poll(self, block_ms: int | None) -> int:
-        """Read once (optionally blocking), process, commit, ack, publish. Returns entries read."""
-        count = self.settings.read_count
+        """Read once (optionally blocking), process, commit, ack, publish.
+
+        Returns entries read plus ticks released (0 means nothing moved: idle).
+        """
+        count = 1 if self._careful else self.settings.read_count
         ids = {
             s: (self._pel_from[leg] if self._cursor[leg] == PEL else NEW) for leg, s in enumerate(self.streams)
         }
@@ -144,8 +183,15 @@ class PairRunner:
             for entry_id, fields in entries:
                 self._accept(leg, stream, entry_id, fields)
         self.stats["entries"] += n_read
-        self._process()
-        return n_read
+        released = 0
+        try:
+            released = self._process()
+        except LeaseLost:
+            raise
+        except Exception as exc:  # a bug or a refusing database: retry, isolate, dead-letter
+            self._on_failure(exc)
+            released = 1  # not idle: the pending entries are re-read next
+        return n_read + released
 
     def _accept(self, leg: int, stream: str, entry_id: bytes, fields: dict | None) -> None:
         if fields is None:  # trimmed away while pending: nothing left to process
@@ -161,6 +207,10 @@ class PairRunner:
         except DecodeError as exc:
             self._deadletter(stream, entry_id, fields, str(exc))
             return
+        reason = invalid_reason(tick)
+        if reason is not None:
+            self._deadletter(stream, entry_id, fields, f"invalid tick: {reason}")
+            return
         self.merger.push(leg, entry_id.decode(), tick)
         if self._newest_ts is None or tick.ts_event_us > self._newest_ts:
             self._newest_ts = tick.ts_event_us
@@ -171,20 +221,44 @@ class PairRunner:
             return None
         return self._newest_ts + int((time.time() - self._newest_wall) * 1_000_000)
 
-    def _process(self) -> None:
+    def _process(self) -> int:
+        """Release, process and commit what the merge allows; returns the number of ticks released.
+
+        Normally one transaction per call; in careful mode (after a failure) one per tick, so a
+        failure is attributable to exactly one entry.
+        """
+        released = 0
+        while True:
+            n = self._process_batch(limit=1 if self._careful else None)
+            released += n
+            if not (self._careful and n):
+                return released
+
+    def _process_batch(self, limit: int | None) -> int:
         out = EngineOutput()
         clock = self._clock_us()
+        self._batch = []
         for leg, entry_id, tick in self.merger.release(tuple(self._drained), clock):
+            self._batch.append((leg, entry_id))
             self.engine.process(leg, tick, out)
             self.last_ids[leg] = entry_id
             self._unacked[leg].append(entry_id.encode())
+            if limit is not None and len(self._batch) >= limit:
+                break
         if clock is not None and all(self._drained) and self.merger.pending() == 0:
             self.engine.advance(clock - self.merger.idle_grace_us, out)
         if not out and not any(self._unacked):
-            return
+            return len(self._batch)
+        if self.lease is not None and time.monotonic() > self.lease.valid_until:
+            raise LeaseLost(f"{self.pair.id}: lease not renewed in time; not writing")
         outbox = self.store.write(
             out, pair_id=self.pair.id, state=self.engine.get_state(), last_ids=self.last_ids, fence=self.fence
         )
+        if self._careful and all(
+            until is None or (last is not None and parse_id(last) >= until)
+            for last, until in zip(self.last_ids, self._careful_until, strict=True)
+        ):
+            self._careful = False
         self._folded = [parse_id(i) if i else None for i in self.last_ids]
         pipe = self.r.pipeline(transaction=False)
         for leg, stream in enumerate(self.streams):
@@ -195,15 +269,47 @@ class PairRunner:
         self._publish(outbox)
         self.stats["metrics"] += len(out.metrics)
         self.stats["bars"] += len(out.bars)
+        return len(self._batch)
 
-    def _publish(self, encoded: list[bytes]) -> None:
-        if not encoded:
+    def _publish(self, outbox: Outbox) -> None:
+        if not outbox:
             return
         key = self.keys.metrics(self.pair.id)
         pipe = self.r.pipeline(transaction=False)
-        for data in encoded:
-            pipe.xadd(key, {STREAM_FIELD: data}, maxlen=self.settings.metric_stream_maxlen, approximate=True)
-        pipe.execute()
+        for entry_id, data in outbox:
+            pipe.xadd(key, {STREAM_FIELD: data}, id=entry_id, maxlen=self.settings.metric_stream_maxlen, approximate=True)
+        for result in pipe.execute(raise_on_error=False):
+            # "equal or smaller than the target stream top item": published before the crash.
+            if isinstance(result, redis.ResponseError) and "equal or smaller" not in str(result):
+                raise result
+
+    def _on_failure(self, exc: Exception) -> None:
+        """Roll back to the checkpoint; dead-letter an entry that failed ``max_deliveries`` times."""
+        self.stats["retries"] += 1
+        if self._careful:  # one entry per batch: the failure is this entry's
+            for _leg, entry_id in self._batch:
+                self._failures[entry_id] += 1
+        else:
+            for leg in (0, 1):
+                ids = [parse_id(i) for lg, i in self._batch if lg == leg]
+                self._careful_until[leg] = max(ids, default=None)
+        culprits = [(leg, i) for leg, i in self._batch if self._failures[i] >= self.settings.max_deliveries]
+        log.warning(
+            "batch failed; rolling back to the checkpoint",
+            extra={"pair": self.pair.id, "error": repr(exc), "entries": [i for _, i in self._batch]},
+        )
+        try:
+            self.conn.rollback()
+        except psycopg.Error:
+            pass
+        for leg, entry_id in culprits:
+            stream = self.streams[leg]
+            found = self.r.xrange(stream, min=entry_id, max=entry_id)
+            fields = dict(found[0][1]) if found else {}
+            self._deadletter(stream, entry_id.encode(), fields, f"failed {self._failures[entry_id]} times: {exc!r}")
+            del self._failures[entry_id]
+        self._careful = True
+        self._load()
 
     def _deadletter(self, stream: str, entry_id: bytes, fields: dict, error: str) -> None:
         log.warning("dead-lettering entry", extra={"stream": stream, "id": entry_id.decode(), "error": error})

@@ -34,4 +34,6 @@ class AnalyticsSettings(CommonSettings):
     store_ticks: bool = Field(True, description="Also store raw ticks (the tick-level view) in the ticks table.")
     metric_stream_maxlen: int = Field(METRIC_STREAM_MAXLEN_DEFAULT, ge=100)
     max_deliveries: int = Field(5, ge=1, description="Deliveries before an entry goes to the dead-letter stream.")
+    lease_ttl_s: float = Field(6.0, gt=0.5, description="Pair lease TTL; renewed every third of it.")
+    rebalance_interval_s: float = Field(2.0, gt=0, description="How often --auto workers recompute their share.")
     metrics_port: int | None = Field(None, description="Port for the Prometheus endpoint (None: off).")

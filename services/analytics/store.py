@@ -14,6 +14,7 @@ import msgspec
 import psycopg
 
 from services.analytics.engine import EngineOutput
+from shared.errors import LeaseLost
 from shared.instruments import Pair
 from shared.messages import encode
 from shared.timeutil import us_to_datetime
@@ -69,18 +70,34 @@ VALUES (%s, %s, %s, %s, %s, now())
 ON CONFLICT (pair) DO UPDATE SET state = EXCLUDED.state, last_ids = EXCLUDED.last_ids,
     outbox = EXCLUDED.outbox, fence = EXCLUDED.fence, updated_at = now()
 """
+_LOCK_FENCE = "SELECT fence FROM pair_state WHERE pair = %s FOR UPDATE"
+_CLAIM_FENCE = """
+INSERT INTO pair_state (pair, fence) VALUES (%s, %s)
+ON CONFLICT (pair) DO UPDATE SET fence = GREATEST(pair_state.fence, EXCLUDED.fence), updated_at = now()
+RETURNING fence
+"""
 
 _state_encoder = msgspec.json.Encoder()
 _outbox_encoder = msgspec.msgpack.Encoder()
-_outbox_decoder = msgspec.msgpack.Decoder(list[bytes])
+_outbox_decoder = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
+
+Outbox = list[tuple[str, bytes]]  # (metric stream entry id, encoded metric)
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     state: dict
     last_ids: list[str | None]
-    outbox: list[bytes]
+    outbox: Outbox
     fence: int
+
+
+def claim_fence(conn: psycopg.Connection, pair_id: str, token: int) -> None:
+    """Record a new owner's token before it reads anything, so older owners' writes are refused."""
+    with conn.transaction():
+        (stored,) = conn.execute(_CLAIM_FENCE, (pair_id, token)).fetchone()
+    if stored > token:
+        raise LeaseLost(f"{pair_id}: fencing token {token} is older than the stored {stored}")
 
 
 def register_pair(conn: psycopg.Connection, pair: Pair, *, window: int, timeframes: list[str], method: str) -> None:
@@ -102,7 +119,7 @@ def load_checkpoint(conn: psycopg.Connection, pair_id: str) -> Checkpoint | None
     row = conn.execute(
         "SELECT state, last_ids, outbox, fence FROM pair_state WHERE pair = %s", (pair_id,)
     ).fetchone()
-    if row is None:
+    if row is None or row[0] is None:
         return None
     state, last_ids, outbox, fence = row
     return Checkpoint(
@@ -122,11 +139,17 @@ class PairStore:
         with conn.transaction():
             conn.execute(_TEMP_TABLES)
 
-    def write(self, out: EngineOutput, *, pair_id: str, state: dict, last_ids: list[str | None], fence: int) -> list[bytes]:
-        """Commit the batch; returns the encoded metrics (the outbox) to publish after commit."""
-        outbox = [encode(m) for m in out.metrics]
+    def write(self, out: EngineOutput, *, pair_id: str, state: dict, last_ids: list[str | None], fence: int) -> Outbox:
+        """Commit the batch; returns the metrics (the outbox) to publish after commit.
+
+        Raises ``LeaseLost`` (and writes nothing) when a newer owner's fencing token is stored.
+        """
+        outbox = [(i, encode(m)) for i, m in zip(out.metric_ids, out.metrics, strict=True)]
         conn = self.conn
         with conn.transaction(), conn.cursor() as cur:
+            row = cur.execute(_LOCK_FENCE, (pair_id,)).fetchone()
+            if row is not None and row[0] > fence:
+                raise LeaseLost(f"{pair_id}: a newer owner holds fencing token {row[0]} (ours is {fence})")
             if out.bars:
                 self._copy(cur, "tmp_bars", BAR_COLUMNS, _BAR_TYPES, (
                     (b.instrument, b.timeframe, us_to_datetime(b.ts_event_us), b.open, b.high, b.low, b.close,

@@ -1,4 +1,10 @@
-"""The analytics worker process: owns pairs, polls their runners round-robin, heartbeats, stops cleanly."""
+"""The analytics worker process: acquires pair leases, polls its pairs' runners, heartbeats, stops cleanly.
+
+Assignment is explicit (``--pairs``: this worker wants exactly those) or automatic (``--auto``:
+every live worker takes its bounded-load rendezvous share of the enabled pairs in the database,
+recomputed every ``rebalance_interval_s``). Either way a pair is processed only under its lease,
+so two workers never own one pair at once; a pair whose lease is lost is dropped immediately.
+"""
 
 from __future__ import annotations
 
@@ -8,91 +14,176 @@ import threading
 import time
 
 import msgspec
+import psycopg
 
+from services.analytics import balance
+from services.analytics.leases import LeaseManager
 from services.analytics.runner import PairRunner
 from services.analytics.settings import AnalyticsSettings
+from services.analytics.store import register_pair
 from shared import redis_client
 from shared.db.connection import connect
+from shared.errors import LeaseLost
 from shared.instruments import Pair
 from shared.streams import HEARTBEAT_TTL_SECONDS
 
 log = logging.getLogger(__name__)
+SERVICE = "analytics"
 
 
 class AnalyticsWorker:
-    def __init__(self, settings: AnalyticsSettings) -> None:
+    def __init__(self, settings: AnalyticsSettings, pairs: list[Pair] | None = None, auto: bool | None = None) -> None:
         self.settings = settings
+        self.keys = settings.keys
+        self.instance = settings.instance
         self.r = redis_client.connect(settings)
         self.conn = connect(settings)
         self.conn.autocommit = True  # transactions are explicit (conn.transaction())
-        self.runners: list[PairRunner] = []
+        self.explicit = list(pairs or [])
+        self.auto = settings.auto if auto is None else auto
+        self.leases = LeaseManager(self.r, self.keys, self.instance, settings.lease_ttl_s)
+        self.runners: dict[str, PairRunner] = {}
         self._stop = threading.Event()
         self._last_heartbeat = 0.0
+        self._last_renew = 0.0
+        self._last_rebalance = 0.0
+        self._pubsub = self.r.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(self.keys.pairs_changed_channel)
+        for pair in self.explicit:
+            register_pair(self.conn, pair, window=settings.window, timeframes=list(settings.timeframes),
+                          method=settings.method)  # fmt: skip
 
-    def add_pair(self, pair: Pair) -> PairRunner:
-        runner = PairRunner(
-            pair,
-            r=self.r,
-            conn=self.conn,
-            settings=self.settings,
-            window=self.settings.window,
-            timeframes=list(self.settings.timeframes),
-            method=self.settings.method,
-        )
-        runner.start()
-        self.runners.append(runner)
-        return runner
+    # --- ownership ------------------------------------------------------------------------
+    def _pair_configs(self) -> dict[str, tuple]:
+        rows = self.conn.execute('SELECT id, "window", timeframes, hedge_method, enabled FROM pairs').fetchall()
+        return {r[0]: r[1:] for r in rows}
 
+    def _desired(self, configs: dict[str, tuple]) -> set[str]:
+        if not self.auto:
+            return {p.id for p in self.explicit if configs.get(p.id, (0, 0, 0, False))[3]}
+        enabled = sorted(pid for pid, cfg in configs.items() if cfg[3])
+        members = [k.decode().rsplit(":", 1)[1] for k in self.r.scan_iter(match=self.keys.member_pattern(SERVICE))]
+        return balance.my_share(enabled, members, self.instance)
+
+    def _renew(self) -> None:
+        self.r.set(self.keys.member(SERVICE, self.instance), b"1", px=int(self.settings.lease_ttl_s * 1000))
+        for pair in self.leases.renew_all():
+            log.warning("lease lost; dropping pair", extra={"pair": pair})
+            self.runners.pop(pair, None)
+
+    def rebalance(self, reload_config: bool = False) -> None:
+        configs = self._pair_configs()
+        desired = self._desired(configs)
+        for pid in sorted(set(self.runners) - desired):
+            log.info("releasing pair", extra={"pair": pid})
+            self.runners.pop(pid)
+            self.leases.release(pid)
+        if reload_config:
+            for pid in sorted(set(self.runners) & desired):
+                runner = self.runners[pid]
+                window, tfs, method, _ = configs[pid]
+                if (runner.window, list(runner.timeframes), runner.method) != (window, list(tfs), method):
+                    runner.window, runner.timeframes, runner.method = window, list(tfs), method
+                    runner.start()  # reloads the checkpoint and reconfigures the engine
+        for pid in sorted(desired - set(self.runners)):
+            lease = self.leases.acquire(pid)
+            if lease is None:
+                continue  # still owned elsewhere (a rebalance in flight, or a live explicit owner)
+            window, tfs, method, _ = configs[pid]
+            runner = PairRunner(Pair.parse(pid), r=self.r, conn=self.conn, settings=self.settings,
+                                window=window, timeframes=list(tfs), method=method, lease=lease)  # fmt: skip
+            try:
+                runner.start()
+            except LeaseLost as exc:
+                log.warning("could not take pair: %s", exc, extra={"pair": pid})
+                self.leases.release(pid)
+                continue
+            self.runners[pid] = runner
+            log.info("owning pair", extra={"pair": pid, "fence": lease.token})
+
+    def _maintain(self) -> None:
+        now = time.monotonic()
+        if now - self._last_renew >= self.settings.lease_ttl_s / 3:
+            self._last_renew = now
+            self._renew()
+        changed = False
+        while (msg := self._pubsub.get_message()) is not None:
+            changed = changed or msg.get("type") == "message"
+        if changed or now - self._last_rebalance >= self.settings.rebalance_interval_s:
+            self._last_rebalance = now
+            self.rebalance(reload_config=changed)
+
+    # --- loop -----------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
 
     def run_once(self) -> int:
         """One round over every owned pair; blocks briefly only when nothing at all was read."""
+        self._maintain()
         total = 0
-        for runner in self.runners:
-            total += runner.poll(block_ms=None)
+        for pid, runner in list(self.runners.items()):
+            total += self._poll(pid, runner, None)
         if total == 0 and self.runners and not self._stop.is_set():
-            # Idle: block on one pair (rotating) so an idle worker does not spin.
-            runner = self.runners[int(time.monotonic() * 10) % len(self.runners)]
-            total += runner.poll(block_ms=self.settings.block_ms)
+            pid = sorted(self.runners)[int(time.monotonic() * 10) % len(self.runners)]
+            total += self._poll(pid, self.runners[pid], self.settings.block_ms)
+        elif not self.runners and not self._stop.is_set():
+            time.sleep(self.settings.block_ms / 1000)
         self._heartbeat()
         return total
+
+    def _poll(self, pid: str, runner: PairRunner, block_ms: int | None) -> int:
+        try:
+            return runner.poll(block_ms)
+        except LeaseLost as exc:
+            log.warning("stopped writing for pair: %s", exc, extra={"pair": pid})
+            self.runners.pop(pid, None)
+            self.leases.held.pop(pid, None)
+            try:
+                self.conn.rollback()
+            except psycopg.Error:
+                pass
+            return 0
 
     def run(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stop())
-        log.info("analytics worker running", extra={"pairs": [r.pair.id for r in self.runners]})
+        log.info("analytics worker running", extra={"instance": self.instance, "auto": self.auto})
         try:
             while not self._stop.is_set():
                 self.run_once()
         finally:
             self.close()
 
-    def run_until_idle(self, idle_rounds: int = 3) -> None:
-        """Process until several consecutive rounds read nothing (tests and batch replays)."""
+    def run_until_idle(self, idle_rounds: int = 3, timeout_s: float = 120.0) -> None:
+        """Process until several consecutive rounds read nothing (tests and batch replays).
+
+        Rounds spent waiting for an explicit pair's lease (a dead owner's lease has not expired
+        yet) do not count as idle.
+        """
         quiet = 0
-        while quiet < idle_rounds:
-            quiet = quiet + 1 if self.run_once() == 0 else 0
+        deadline = time.monotonic() + timeout_s
+        while quiet < idle_rounds and time.monotonic() < deadline:
+            read = self.run_once()
+            waiting = any(p.id not in self.runners for p in self.explicit)
+            if waiting:
+                self._last_rebalance = 0.0  # retry the lease at once
+            quiet = quiet + 1 if read == 0 and not waiting else 0
 
     def _heartbeat(self) -> None:
         now = time.time()
         if now - self._last_heartbeat < self.settings.heartbeat_interval_s:
             return
         self._last_heartbeat = now
-        body = {
-            "instance": self.settings.instance,
-            "ts": now,
-            "pairs": {r.pair.id: r.stats for r in self.runners},
-        }
-        self.r.set(
-            self.settings.keys.heartbeat("analytics", self.settings.instance),
-            msgspec.json.encode(body),
-            ex=HEARTBEAT_TTL_SECONDS,
-        )
+        body = {"instance": self.instance, "ts": now, "auto": self.auto,
+                "pairs": {pid: r.stats for pid, r in self.runners.items()}}  # fmt: skip
+        self.r.set(self.keys.heartbeat(SERVICE, self.instance), msgspec.json.encode(body), ex=HEARTBEAT_TTL_SECONDS)
 
     def close(self) -> None:
         try:
-            self.r.delete(self.settings.keys.heartbeat("analytics", self.settings.instance))
+            for pid in list(self.runners):
+                self.leases.release(pid)
+            self.r.delete(self.keys.heartbeat(SERVICE, self.instance), self.keys.member(SERVICE, self.instance))
+            self._pubsub.close()
         finally:
             self.r.close()
             self.conn.close()

@@ -64,10 +64,8 @@ def analytics_settings(settings: CommonSettings, **overrides) -> AnalyticsSettin
 
 
 def run_worker_until_idle(settings: AnalyticsSettings, pairs: list[Pair]) -> AnalyticsWorker:
-    worker = AnalyticsWorker(settings)
+    worker = AnalyticsWorker(settings, pairs=pairs)
     try:
-        for p in pairs:
-            worker.add_pair(p)
         worker.run_until_idle(idle_rounds=5)
     finally:
         worker.close()

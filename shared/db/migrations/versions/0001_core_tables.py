@@ -88,8 +88,8 @@ CREATE TABLE pair_metrics (
 -- the rolling state and the last stream id folded into it, so a restart resumes bit-for-bit.
 CREATE TABLE pair_state (
     pair         text PRIMARY KEY,
-    state        bytea NOT NULL,
-    last_ids     jsonb NOT NULL,
+    state        bytea,                         -- NULL until the first batch (a fence may come first)
+    last_ids     jsonb NOT NULL DEFAULT '[null, null]',
     outbox       bytea,                         -- metrics of the last batch, re-published if lost
     fence        bigint NOT NULL DEFAULT 0,     -- lease fencing token of the writer
     updated_at   timestamptz NOT NULL DEFAULT now()
