@@ -50,6 +50,9 @@ class PairEngine:
         self.seq = {tf: 0 for tf in self.timeframes}
         self.last_price: list[float | None] = [None, None]
         self.late_ticks = 0
+        # Trade ids only grow per instrument; delivery is at-least-once, so a repeat is dropped here.
+        self.last_trade_id: list[int | None] = [None, None]
+        self.duplicate_ticks = 0
         # Metric stream ids are derived here, not by Redis: ms = the observation's close time (never
         # decreasing), seq counts within that ms. Re-publishing after a crash then reuses the same ids,
         # and Redis refuses the duplicates.
@@ -58,6 +61,11 @@ class PairEngine:
 
     # --- processing -----------------------------------------------------------------------
     def process(self, leg: int, tick: Tick, out: EngineOutput) -> None:
+        last_id = self.last_trade_id[leg]
+        if last_id is not None and tick.trade_id <= last_id:
+            self.duplicate_ticks += 1
+            return
+        self.last_trade_id[leg] = tick.trade_id
         ts = tick.ts_event_us
         units = qty_units(tick.qty)
         buy = tick.side == "buy"
@@ -159,6 +167,8 @@ class PairEngine:
                 if (window, method) == (self.window, self.method):
                     fresh.signals[tf] = self.signals[tf]
         fresh.last_price = self.last_price
+        fresh.last_trade_id = self.last_trade_id
+        fresh.duplicate_ticks = self.duplicate_ticks
         fresh.late_ticks = self.late_ticks
         fresh.stream_ms, fresh.stream_seq = self.stream_ms, self.stream_seq
         self.__dict__.update(fresh.__dict__)
@@ -179,6 +189,8 @@ class PairEngine:
             "last_price": self.last_price,
             "late_ticks": self.late_ticks,
             "stream_id": [self.stream_ms, self.stream_seq],
+            "last_trade_id": self.last_trade_id,
+            "duplicate_ticks": self.duplicate_ticks,
         }
 
     @classmethod
@@ -192,4 +204,6 @@ class PairEngine:
         eng.last_price = list(state["last_price"])
         eng.late_ticks = state["late_ticks"]
         eng.stream_ms, eng.stream_seq = state["stream_id"]
+        eng.last_trade_id = list(state["last_trade_id"])
+        eng.duplicate_ticks = state["duplicate_ticks"]
         return eng

@@ -3,8 +3,8 @@
 Sources only enqueue (``put`` waits when full: replay backpressure; ``offer`` never waits: the live
 socket reader must not stall, so a full queue drops the tick and counts it, and the live side
 backfills the missing trade ids). One writer task drains the queue in batches and sends one
-non-transactional pipeline of ``XADD ticks:{instrument} MINID ~ <now - retention> * data <tick>``
-per batch, so Redis latency never reaches the reader. ``write_mode="packed"`` (default) encodes
+non-transactional pipeline of ``XADD ticks:{instrument} MINID ~ <floor> * data <tick>`` per batch,
+where floor = min(now - retention, the oldest entry a consumer group still needs: shared/trimming.py), so Redis latency never reaches the reader. ``write_mode="packed"`` (default) encodes
 that pipeline itself; ``"redis-py"`` uses ``Pipeline(transaction=False)`` (same commands, slower;
 kept as the reference the benchmark compares against).
 
@@ -37,6 +37,7 @@ from shared.errors import PairsError
 from shared.messages import STREAM_FIELD, Tick, encode
 from shared.streams import TICK_RETENTION_SECONDS_DEFAULT, Keys
 from shared.timeutil import now_us
+from shared.trimming import min_id, oldest_needed_id
 
 from .resp import resp_bulk, resp_command_head, send_pipeline
 
@@ -85,6 +86,7 @@ class TickPublisher:
         retry_max_s: float = 5.0,
         write_mode: WriteMode = "packed",
         reply_timeout_s: float = 30.0,
+        trim_refresh_s: float = 5.0,
     ) -> None:
         if queue_size < 1 or batch_size < 1 or retention_s < 1:
             raise ValueError("queue_size, batch_size and retention_s must be >= 1")
@@ -106,6 +108,10 @@ class TickPublisher:
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._stream_keys: dict[str, bytes] = {}
+        # Per instrument: the oldest entry a consumer group still needs (trimming stops there).
+        self._group_floor: dict[str, str | None] = {}
+        self._trim_refresh_s = trim_refresh_s
+        self._floor_refreshed = 0.0
         self._latencies: collections.deque[int] = collections.deque(maxlen=latency_window)
         self._published_by_instrument: collections.Counter[str] = collections.Counter()
         self._published = 0
@@ -211,20 +217,34 @@ class TickPublisher:
                 await asyncio.sleep(delay)
             pending = retry
 
+    async def _minids(self, ticks: list[Tick]) -> dict[str, bytes]:
+        """Trim point per instrument: now - retention, but never past what a consumer group needs."""
+        now = time.monotonic()
+        if now - self._floor_refreshed >= self._trim_refresh_s:
+            self._floor_refreshed = now
+            for instrument in {t.instrument for t in ticks} | set(self._group_floor):
+                self._group_floor[instrument] = await oldest_needed_id(
+                    self._redis, self._keys.ticks(instrument)
+                )
+        by_time = f"{int(time.time() * 1000) - self._retention_ms}-0"
+        return {
+            inst: min_id(by_time, self._group_floor.get(inst)).encode() for inst in {t.instrument for t in ticks}
+        }
+
     async def _pipeline(self, ticks: list[Tick]) -> list:
-        minid = str(int(time.time() * 1000) - self._retention_ms)
+        minids = await self._minids(ticks)
         if self._write_mode == "packed":
-            return await self._packed_pipeline(ticks, minid.encode())
+            return await self._packed_pipeline(ticks, minids)
         keys = self._stream_keys
         pipe = self._redis.pipeline(transaction=False)
         for tick in ticks:
             key = keys.get(tick.instrument)
             if key is None:
                 key = keys[tick.instrument] = self._keys.ticks(tick.instrument).encode()
-            pipe.execute_command("XADD", key, "MINID", "~", minid, "*", STREAM_FIELD, encode(tick))
+            pipe.execute_command("XADD", key, "MINID", "~", minids[tick.instrument], "*", STREAM_FIELD, encode(tick))
         return await pipe.execute(raise_on_error=False)
 
-    async def _packed_pipeline(self, ticks: list[Tick], minid: bytes) -> list:
+    async def _packed_pipeline(self, ticks: list[Tick], minids: dict[str, bytes]) -> list:
         heads: dict[str, bytes] = {}
         parts: list[bytes] = []
         for tick in ticks:
@@ -234,7 +254,7 @@ class TickPublisher:
                 if key is None:
                     key = self._stream_keys[tick.instrument] = self._keys.ticks(tick.instrument).encode()
                 head = heads[tick.instrument] = resp_command_head(
-                    (b"XADD", key, b"MINID", b"~", minid, b"*", STREAM_FIELD), total=8
+                    (b"XADD", key, b"MINID", b"~", minids[tick.instrument], b"*", STREAM_FIELD), total=8
                 )
             parts.append(head)
             parts.append(resp_bulk(encode(tick)))

@@ -113,6 +113,19 @@ def test_state_round_trip_continues_bit_for_bit(ticks, engine_run):
     assert strip(out1.bars + out2.bars) == strip(uninterrupted.bars)
 
 
+def test_duplicate_deliveries_are_dropped_by_trade_id(ticks, engine_run):
+    _, clean = engine_run
+    doubled = []
+    for i, t in enumerate(ticks):
+        doubled.append(t)
+        if i % 7 == 0:
+            doubled.append(t)  # a resent pipeline can deliver a tick twice
+    engine, out = run_engine(doubled)
+    assert engine.duplicate_ticks == len(range(0, len(ticks), 7))
+    strip = lambda ms: [msgspec.structs.replace(m, ts_compute_us=0) for m in ms]  # noqa: E731
+    assert strip(out.bars) == strip(clean.bars) and strip(out.metrics) == strip(clean.metrics)
+
+
 def test_idle_advance_closes_buckets_and_late_ticks_are_counted(ticks):
     engine, out = run_engine(ticks[:2000])
     last_ts = ticks[1999].ts_event_us
