@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
+import httpx
 import orjson
 import pytest
 
@@ -24,6 +26,23 @@ def _spawn(env: dict[str, str]) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _scrape(port: int) -> dict[str, float]:
+    """Prometheus text exposition parsed into {sample name with labels: value}."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
 
 
 def _heartbeat(client, settings) -> dict | None:
@@ -61,12 +80,18 @@ def test_events_exact_and_delivered_once_across_a_sigkill(db, redis_client, aler
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         publish(redis_client, alerts_settings, metrics[4:])  # arrives while the worker is down
-        proc = _spawn(env)
+        port = _free_port()
+        proc = _spawn({**env, "ALERTS_PROMETHEUS_PORT": str(port)})
         wait_for(lambda: len(receiver.requests) == len(expected), timeout_s=30, what="all deliveries")
         # redelivery of already-processed metrics must not fire anything again
         publish(redis_client, alerts_settings, [metrics[2], metrics[4], metrics[7]])
         wait_for(lambda: (_heartbeat(redis_client, alerts_settings) or {}).get("metrics") == 4 + 3,
                  timeout_s=30, what="restarted worker consumed batch two and the repeats")
+        counters = _scrape(port)
+        # after the restart: 4 new metrics x 3 rules evaluated (the 3 repeats are skipped, not evaluated),
+        # and the 5 firings of seqs 4..7 listed above
+        assert counters["pairs_alerts_evaluations_total"] == 12
+        assert sum(v for k, v in counters.items() if k.startswith("pairs_alerts_firings_total{")) == 5
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0, proc.stderr.read().decode()[-3000:]
     finally:
