@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 import psycopg
+from psycopg.rows import dict_row
 
 from services.alerts import store
 from services.alerts.metrics import WEBHOOKS
@@ -80,7 +81,9 @@ class Deliverer:
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bad event must not kill the delivery task
-                log.exception("delivery of %s failed unexpectedly", job.event.dedupe_key)
+                log.exception("delivery of %s failed unexpectedly (stays 'pending' for the next start)",
+                              job.event.dedupe_key)
+                await self._reconnect_if_closed()
             finally:
                 self.inflight.discard(job.event.dedupe_key)
                 self.queue.task_done()
@@ -105,6 +108,17 @@ class Deliverer:
             self.failed += 1
         else:
             self.delivered += 1
+
+    async def _reconnect_if_closed(self) -> None:
+        if not self.conn.closed:
+            return
+        try:
+            self.conn = await psycopg.AsyncConnection.connect(
+                self.settings.database_dsn, autocommit=True, row_factory=dict_row,
+                connect_timeout=int(self.settings.db_connect_timeout_s),
+            )
+        except psycopg.Error as exc:
+            log.error("delivery: database reconnect failed: %s", exc)
 
     def _secret(self, channel: Channel) -> str | None:
         if channel.secret_ref:

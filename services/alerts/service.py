@@ -60,7 +60,11 @@ class AlertsWorker:
         )
 
     async def run(self) -> None:
-        await self._connect()
+        try:
+            await self._connect()
+        except BaseException:
+            await self._close()
+            raise
         assert self.redis is not None and self.conn is not None and self.delivery_conn is not None
         self.consumer = MetricConsumer(self.redis, self.keys, self.settings.instance, self.settings.group_start_id)
         self.publisher = AlertPublisher(self.redis, self.keys)
@@ -92,26 +96,31 @@ class AlertsWorker:
         next_reload = now + self.settings.rules_reload_s
         next_claim = now + self.settings.claim_interval_s
         retry_own = True  # first drain this consumer's own entries left unacked by a previous run
+        isolate = False
         while not self._stop.is_set():
-            now = time.monotonic()
-            if now >= next_discover:
-                await self.consumer.discover()
-                next_discover = now + self.settings.discover_interval_s
-            if self._reload.is_set() or now >= next_reload:
-                self._reload.clear()
-                await self._reload_rules()
-                next_reload = now + self.settings.rules_reload_s
-            if now >= next_claim:
-                await self._claim()
-                next_claim = now + self.settings.claim_interval_s
-            if not self.consumer.streams:
-                await _wait(self._stop, min(self.settings.block_ms / 1000, self.settings.discover_interval_s))
-                next_discover = 0.0
-                continue
             try:
-                entries = await self.consumer.read(self.settings.read_count, self.settings.block_ms, retry_own)
+                now = time.monotonic()
+                if now >= next_discover:
+                    await self.consumer.discover()
+                    next_discover = now + self.settings.discover_interval_s
+                if self._reload.is_set() or now >= next_reload:
+                    self._reload.clear()
+                    await self._reload_rules()
+                    next_reload = now + self.settings.rules_reload_s
+                if now >= next_claim:
+                    await self._claim()
+                    next_claim = now + self.settings.claim_interval_s
+                if not self.consumer.streams:
+                    await _wait(self._stop, min(self.settings.block_ms / 1000, self.settings.discover_interval_s))
+                    next_discover = 0.0
+                    continue
+                # After an unexpected error, redo our pending entries one at a time so that only the
+                # entry that keeps failing reaches max_deliveries and the dead-letter stream.
+                count = 1 if isolate else self.settings.read_count
+                entries = await self.consumer.read(count, self.settings.block_ms, retry_own)
                 await self._process(entries, redelivered=retry_own)
                 retry_own = retry_own and bool(entries)  # drain our own pending entries first
+                isolate = isolate and retry_own
             except (psycopg.Error, OSError, aioredis.RedisError) as exc:
                 # Entries stay pending and are re-read (each re-read counts towards max_deliveries) once
                 # Redis and the database answer again, so an outage alone never dead-letters metrics.
@@ -119,6 +128,11 @@ class AlertsWorker:
                 log.error("batch failed, will retry: %s", exc)
                 retry_own = True
                 await self._wait_until_healthy()
+            except Exception:
+                self.counts["failed_batches"] += 1
+                log.exception("unexpected error in a batch; retrying its entries one by one")
+                retry_own = isolate = True
+                await _wait(self._stop, self.settings.retry_backoff_s)
 
     async def _claim(self) -> None:
         claimed = await self.consumer.claim_stale(self.settings.claim_min_idle_ms, self.settings.read_count)
@@ -210,15 +224,21 @@ class AlertsWorker:
 
     async def _listen_rule_changes(self) -> None:
         assert self.redis is not None
-        pubsub = self.redis.pubsub()
-        await pubsub.subscribe(self.keys.alert_rules_changed_channel)
-        try:
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is not None:
-                    self._reload.set()
-        finally:
-            await pubsub.aclose()
+        while True:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.keys.alert_rules_changed_channel)
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None:
+                        self._reload.set()
+            except aioredis.RedisError as exc:
+                # Notices sent meanwhile are lost: reload once resubscribed (and periodically anyway).
+                log.warning("rule-change subscription lost: %s", exc)
+                self._reload.set()
+                await asyncio.sleep(1.0)
+            finally:
+                await pubsub.aclose()
 
     async def _heartbeat(self) -> None:
         assert self.redis is not None
@@ -228,7 +248,10 @@ class AlertsWorker:
             body = {**self.counts, "streams": len(self.consumer.streams), "rules": len(self.evaluator.rules),
                     "delivery_queue": self.deliverer.queue.qsize(), "delivered": self.deliverer.delivered,
                     "delivery_failed": self.deliverer.failed, "ts": time.time()}
-            await self.redis.set(key, orjson.dumps(body), ex=ttl)
+            try:
+                await self.redis.set(key, orjson.dumps(body), ex=ttl)
+            except aioredis.RedisError as exc:  # the main loop handles the outage; keep beating after it
+                log.warning("heartbeat not written: %s", exc)
             await asyncio.sleep(self.settings.heartbeat_interval_s)
 
     async def _wait_until_healthy(self) -> None:
@@ -252,7 +275,10 @@ class AlertsWorker:
 
     async def _close(self) -> None:
         if self.redis is not None:
-            await self.redis.delete(self.keys.heartbeat("alerts", self.settings.instance))
+            try:
+                await self.redis.delete(self.keys.heartbeat("alerts", self.settings.instance))
+            except aioredis.RedisError as exc:
+                log.warning("could not remove the heartbeat: %s", exc)
             await self.redis.aclose()
         for conn in (self.conn, self.delivery_conn):
             if conn is not None:

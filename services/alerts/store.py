@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 import psycopg
 
@@ -60,7 +61,14 @@ async def load_rules(conn: psycopg.AsyncConnection) -> list[Rule]:
 
 async def load_states(conn: psycopg.AsyncConnection) -> dict[StateKey, RuleState]:
     cur = await conn.execute("SELECT rule_id, pair, timeframe, state FROM alert_state")
-    return {(r["rule_id"], r["pair"], r["timeframe"]): RuleState.from_json(r["state"]) for r in await cur.fetchall()}
+    out: dict[StateKey, RuleState] = {}
+    for r in await cur.fetchall():
+        key = (r["rule_id"], r["pair"], r["timeframe"])
+        try:
+            out[key] = RuleState.from_json(r["state"])
+        except (msgspec.ValidationError, TypeError) as exc:  # a corrupt row restarts that series from scratch
+            log.error("ignoring unreadable alert state %s: %s", key, exc)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
