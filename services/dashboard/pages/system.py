@@ -1,0 +1,125 @@
+"""System: feed status per connection (simulated made unmistakable), ingest rate, lag, heartbeats, leases, dead letters."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dash
+from dash import Input, Output, State, callback, dcc, html
+
+from services.dashboard import ids, runtime
+from services.dashboard.components import card, error_message, message, table
+from services.dashboard.figures import theme
+from services.dashboard.figures.research import lag_figure
+from services.dashboard.figures.theme import empty_figure
+from services.dashboard.gateway import GatewayError
+from services.dashboard.timefmt import age_text
+
+MODE_COLOURS = {"live": theme.GREEN, "replay": theme.BLUE, "simulated": theme.AMBER}
+
+
+def layout(**_query: str) -> html.Div:
+    return html.Div([
+        html.Div(id=ids.SYSTEM_MESSAGE),
+        html.Div(className="panel", children=[html.H3("Feeds"), html.Div(id=ids.SYSTEM_FEEDS, className="cards")]),
+        html.Div(className="panel", children=[html.H3("Ingest rate (entries added to tick streams)"),
+                                              html.Div(id=ids.SYSTEM_RATES, className="cards")]),
+        html.Div(className="grid-2", children=[
+            html.Div(className="panel", children=[html.H3("Worker heartbeats"), table(ids.SYSTEM_WORKERS, columns=[
+                "service", "instance", "heartbeat age", "expires in s", "status"])]),
+            html.Div(className="panel", children=[html.H3("Pair ownership"), table(ids.SYSTEM_LEASES, columns=[
+                "pair", "owner"])]),
+        ]),
+        html.Div(className="grid-2", children=[
+            html.Div(className="panel", children=[dcc.Graph(id=ids.SYSTEM_LAG_GRAPH, config={"displaylogo": False})]),
+            html.Div(className="panel", children=[html.H3("Dead letters"), table(ids.SYSTEM_DEADLETTERS, columns=[
+                "group", "entries"])]),
+        ]),
+        dcc.Interval(id=ids.SYSTEM_TICK, interval=2000),
+        dcc.Store(id="system-previous"),
+    ])
+
+
+def feed_mode(name: str, status: Any) -> str:
+    """live / replay / simulated from a feed's status body (``mode``) or, as ingest names them, its feed name."""
+    if isinstance(status, dict) and isinstance(status.get("mode"), str):
+        return status["mode"].lower()
+    lowered = name.lower()
+    for mode in ("simulated", "replay", "live"):
+        if mode in lowered:
+            return mode
+    return "unknown"
+
+
+def feed_cards(feeds: dict[str, Any]) -> list:
+    if not feeds:
+        return [message("No feed has reported a status (is ingest running?).", "warn")]
+    out = []
+    for name, status in sorted(feeds.items()):
+        mode = feed_mode(name, status)
+        note = ""
+        if isinstance(status, dict):
+            age = time.time() - status["updated_us"] / 1e6 if isinstance(status.get("updated_us"), int) else None
+            note = f"updated {age_text(age)} · " + ", ".join(
+                f"{k}: {v}" for k, v in status.items()
+                if k not in ("mode", "feed", "updated_us") and isinstance(v, str | int | float | bool))[:160]
+        label = f"{name}  ⚠ SIMULATED DATA — NOT A MARKET" if mode == "simulated" else name
+        div = card(label, mode.upper(), note, MODE_COLOURS.get(mode, theme.MUTED))
+        if mode == "simulated":
+            div.className = "card card-simulated"
+        out.append(div)
+    return out
+
+
+def rate_cards(previous: dict | None, workers: list[dict], now: float) -> tuple[list, dict]:
+    """Ticks/s per ingest instance from its heartbeat counters between two refreshes."""
+    current, cards = {}, []
+    for w in workers:
+        hb = w.get("heartbeat")
+        if w["service"] != "ingest" or not isinstance(hb, dict):
+            continue
+        count = next((hb[k] for k in ("published", "ticks", "ticks_published") if isinstance(hb.get(k), int | float)),
+                     None)
+        if count is None:
+            continue
+        key = w["instance"]
+        current[key] = [now, count]
+        if previous and key in previous and now > previous[key][0]:
+            rate = (count - previous[key][1]) / (now - previous[key][0])
+            cards.append(card(f"ingest {key}", f"{rate:,.1f}/s", f"{count:,} ticks published"))
+    if not cards:
+        cards = [message("Rate appears after two refreshes of an ingest heartbeat with a published counter.", "info")]
+    return cards, current
+
+
+@callback(Output(ids.SYSTEM_FEEDS, "children"), Output(ids.SYSTEM_WORKERS, "data"), Output(ids.SYSTEM_LEASES, "data"),
+          Output(ids.SYSTEM_LAG_GRAPH, "figure"), Output(ids.SYSTEM_DEADLETTERS, "data"),
+          Output(ids.SYSTEM_RATES, "children"), Output(ids.SYSTEM_MESSAGE, "children"), Output("system-previous", "data"),
+          Input(ids.SYSTEM_TICK, "n_intervals"), State("system-previous", "data"))
+def refresh(_n, previous):
+    try:
+        status = runtime.current().gateway.system()
+    except GatewayError as exc:
+        empty = empty_figure("no data")
+        return [], [], [], empty, [], [], error_message(exc, "system status"), previous
+    workers = [{"service": w["service"], "instance": w["instance"], "heartbeat age": age_text(w.get("age_s")),
+                "expires in s": w["expires_in_s"],
+                "status": "OK" if w["expires_in_s"] > 0 and (w.get("age_s") or 0) < 30 else "STALE"}
+               for w in status.get("workers", [])]
+    leases = [{"pair": p, "owner": o} for p, o in sorted(status.get("leases", {}).items())]
+    leases += [{"pair": p, "owner": "⚠ UNOWNED"} for p in status.get("pairs_unowned", [])]
+    lag = status.get("lag", [])
+    lag_fig = lag_figure(lag) if lag else empty_figure("no consumer groups yet")
+    dead = [{"group": g, "entries": n} for g, n in sorted(status.get("deadletters", {}).items())]
+    rates, current = rate_cards(previous, status.get("workers", []), time.time())
+    notes = []
+    if status.get("pairs_unowned"):
+        notes.append(message(f"{len(status['pairs_unowned'])} enabled pair(s) have no analytics worker.", "warn"))
+    if any(n for n in status.get("deadletters", {}).values()):
+        notes.append(message("Dead letters present: some entries could not be processed.", "warn"))
+    return feed_cards(status.get("feeds", {})), workers, leases, lag_fig, dead, rates, notes, current
+
+
+# registered last so the page record holds the layout function
+dash.register_page(__name__, path="/system", name="System", order=6, title="Pairs · system", layout=layout)
