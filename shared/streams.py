@@ -10,6 +10,8 @@ several deployments or test runs can share one Redis.
 | ``gaps`` | ingest | api, ops | MAXLEN ~ 10 000 |
 | ``alerts`` | alerts | api relay, downstream | MAXLEN ~ 100 000 |
 | ``deadletter:{group}`` | any consumer | ops via api | MAXLEN ~ 10 000 |
+| ``events:alert-rules-changed`` (pub/sub) | api | alerts worker (reloads rules) | none |
+| ``alerts-published:{dedupe_key}`` | alerts | alerts (publish-once marker) | TTL 7 days |
 """
 
 from __future__ import annotations
