@@ -11,7 +11,7 @@ several deployments or test runs can share one Redis.
 | ``alerts`` | alerts | api relay, downstream | MAXLEN ~ 100 000 |
 | ``deadletter:{group}`` | any consumer | ops via api | MAXLEN ~ 10 000 |
 | ``events:alert-rules-changed`` (pub/sub) | api | alerts worker (reloads rules) | none |
-| ``alerts-published:{dedupe_key}`` | alerts | alerts (publish-once marker) | TTL 7 days |
+| ``alerts-published:{dedupe_key}`` | alerts | alerts (publish-once marker) | TTL 1 day |
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ GAP_STREAM_MAXLEN = 10_000
 ALERT_STREAM_MAXLEN = 100_000
 DEADLETTER_MAXLEN = 10_000
 
-# How long the at-most-once publish markers of alert events live (covers any redelivery window).
-ALERT_PUBLISHED_TTL_SECONDS = 7 * 86400
+# How long the at-most-once publish markers of alert events live (far beyond any redelivery window).
+ALERT_PUBLISHED_TTL_SECONDS = 86400
 
 # Heartbeat keys expire if a service stops renewing them; `pairs <svc> --check` reads them.
 HEARTBEAT_TTL_SECONDS = 15
