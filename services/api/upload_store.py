@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -69,9 +70,12 @@ def open_text(raw: IO[bytes]) -> io.TextIOWrapper:
     head = raw.read(4)
     raw.seek(0)
     if head[:2] == b"\x1f\x8b":
-        stream: IO[bytes] = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+        stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
     elif head == b"PK\x03\x04":
-        archive = zipfile.ZipFile(raw)
+        try:
+            archive = zipfile.ZipFile(raw)
+        except zipfile.BadZipFile as exc:
+            raise InvalidInput(f"the zip archive is unreadable: {exc}") from None
         members = [m for m in archive.infolist() if not m.is_dir()]
         if not members:
             raise InvalidInput("the zip archive is empty")
@@ -98,10 +102,12 @@ def _rows(text: io.TextIOWrapper, report: ImportReport) -> Iterator[tuple[int, l
             row = next(reader)
         except StopIteration:
             return
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError:
+            raise InvalidInput(f"line {reader.line_num + 1}: the file is not UTF-8 text") from None
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:  # corrupt gzip/zip stream
+            raise InvalidInput(f"line {reader.line_num + 1}: the compressed file is corrupt ({exc})") from None
+        except csv.Error as exc:
             report.lines = reader.line_num
-            if isinstance(exc, UnicodeDecodeError):
-                raise InvalidInput(f"line {reader.line_num}: the file is not UTF-8 text") from None
             report.reject(reader.line_num, f"unreadable CSV: {exc}")
             continue
         report.lines = reader.line_num
