@@ -5,9 +5,10 @@ Data-generating process (per bar, everything a function of ``seed``):
 * ``n_pairs`` planted pairs (y, x): x is a geometric random walk
   x_t = x_0 * exp(sum of N(0, sigma^2) log returns); the spread s is an AR(1)
   s_t = phi * s_{t-1} + e_t with phi = 2^(-1 / half_life_bars) (so its half-life is
-  ``half_life_bars``) and stationary standard deviation ``spread_sd_frac`` * y_0; and
-  y_t = alpha + beta * x_t + s_t with beta * x_0 = 0.8 y_0 and alpha = 0.2 y_0 (so y stays
-  positive and its random-walk part dominates its bar-to-bar moves, as for real pairs).
+  ``half_life_bars``) whose innovations have standard deviation ``spread_noise_ratio`` times
+  that of y's random-walk part (beta * x_0 * sigma); and y_t = alpha + beta * x_t + s_t with
+  beta * x_0 = 0.8 y_0 and alpha = 0.2 y_0 (so y stays positive and, as for real pairs, the
+  common random walk dominates y's bar-to-bar moves).
   Each planted pair has its own x, so the only cointegrated pairs are the planted ones.
 * every other instrument is an independent geometric random walk with the same ``sigma``.
 
@@ -44,7 +45,7 @@ class UniverseSpec:
     start_us: int = 1_749_254_400_000_000  # 2025-06-07 00:00:00 UTC
     sigma: float = 0.001  # per-bar log-return standard deviation of every random walk
     half_life_bars: tuple[float, float] = (5.0, 30.0)  # planted half-lives drawn uniformly in this range
-    spread_sd_frac: float = 0.0015
+    spread_noise_ratio: float = 0.3
     seed: int = 11
 
     def __post_init__(self) -> None:
@@ -109,7 +110,9 @@ def generate_universe(spec: UniverseSpec = UniverseSpec()) -> Universe:
         alpha = 0.2 * y0
         hl = float(rng.uniform(*spec.half_life_bars))
         x = _random_walk(rng, n, x0, spec.sigma)
-        s = _ar1(rng, n, 2.0 ** (-1.0 / hl), spec.spread_sd_frac * y0)
+        phi = 2.0 ** (-1.0 / hl)
+        innovation_sd = spec.spread_noise_ratio * beta * x0 * spec.sigma
+        s = _ar1(rng, n, phi, innovation_sd / math.sqrt(1.0 - phi * phi))
         close[:, ix] = x
         close[:, iy] = alpha + beta * x + s
         planted.append(PlantedPair(names[iy], names[ix], beta, alpha, hl))
