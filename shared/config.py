@@ -8,11 +8,15 @@ Get them through the cached ``get_*`` helpers in each service, so tests can buil
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.errors import ConfigError
 from shared.streams import Keys
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +24,36 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def _default_data_dir() -> Path:
     return (REPO_ROOT.parent / "shared" / "data").resolve()
+
+
+# Docker/Kubernetes secrets: ``<NAME>_FILE`` names a file holding the value of ``<NAME>``. Only secret-like
+# names are resolved, so ordinary path settings that happen to end in _FILE keep their meaning.
+_SECRET_NAME = re.compile(r"^[A-Z][A-Z0-9_]*(_URL|_TOKEN|_SECRET|_PASSWORD)$")
+
+
+def load_secret_files(environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """Copy each secret file named by ``<NAME>_FILE`` into ``<NAME>`` (e.g. ``DATABASE_URL_FILE``).
+
+    Returns the names set. Raises ConfigError for an unreadable or empty file, or when ``<NAME>`` is
+    already set to a different value (two sources for one secret is a deployment mistake).
+    """
+    env = os.environ if environ is None else environ
+    loaded = []
+    for key in sorted(env):
+        name = key.removesuffix("_FILE")
+        if name == key or not _SECRET_NAME.match(name) or not env[key]:
+            continue
+        try:
+            value = Path(env[key]).read_text().rstrip("\r\n")  # editors and `echo` add a newline
+        except OSError as exc:
+            raise ConfigError(f"{key}={env[key]}: cannot read the secret file ({exc.strerror})") from exc
+        if not value:
+            raise ConfigError(f"{key}={env[key]}: the secret file is empty")
+        if env.get(name) and env[name] != value:
+            raise ConfigError(f"both {name} and {key} are set, with different values: set only one")
+        env[name] = value
+        loaded.append(name)
+    return loaded
 
 
 class CommonSettings(BaseSettings):
@@ -49,6 +83,10 @@ class CommonSettings(BaseSettings):
     db_connect_timeout_s: float = Field(10.0, gt=0, validation_alias="DB_CONNECT_TIMEOUT_S")
     shutdown_grace_s: float = Field(10.0, ge=0, validation_alias="SHUTDOWN_GRACE_S")
     heartbeat_interval_s: float = Field(5.0, gt=0, validation_alias="HEARTBEAT_INTERVAL_S")
+
+    def __init__(self, **values: Any) -> None:
+        load_secret_files()  # before pydantic-settings reads the environment
+        super().__init__(**values)
 
     @field_validator("database_url")
     @classmethod
