@@ -1,7 +1,7 @@
 """``pairs ingest``: feed ticks into the Redis tick streams from a replay, the simulator or Binance.
 
     pairs ingest --replay FILE [FILE ...] [--speed max|1|10] [--venue V] [--symbol S] [--no-progress]
-    pairs ingest --simulate [--duration S] [--speed 1|max]
+    pairs ingest --simulate [--duration S] [--speed 1|max] [--history S]
     pairs ingest --live ...            (services/ingest/live)
     pairs ingest --check [--instance NAME]    exit 0 while the instance's heartbeat key exists
 
@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--symbol", help="symbol of dump files whose name does not carry it")
     parser.add_argument("--format", choices=FILE_FORMATS, help="replay file layout (else sniffed)")
     parser.add_argument("--duration", type=float, help="simulated seconds of event time (default: forever)")
+    parser.add_argument(
+        "--history", type=float, help="simulate: first publish this many seconds of past ticks at once, then run live"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--instance", help="heartbeat instance name (default INGEST_INSTANCE or the host name)")
     add_mode_arguments(parser)

@@ -70,6 +70,7 @@ async def run_simulate(ctx: IngestContext, args: argparse.Namespace) -> int:
 
     summary = await simulate_feed(
         ctx.publisher, speed=parse_speed(args.speed or "1"), duration_s=args.duration, stop=ctx.stop,
+        history_s=args.history or 0.0,
         on_status=status, status_interval_s=ctx.settings.status_interval_s,
     )  # fmt: skip
     ctx.counters["summary"] = {"loops": summary.loops, "published_by_instrument": summary.published_by_instrument}

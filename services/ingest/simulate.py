@@ -55,6 +55,19 @@ def _last_price(ticks: list[Tick], instrument: str, default: float) -> float:
     return next((t.price for t in reversed(ticks) if t.instrument == instrument), default)
 
 
+class WallClockPacer:
+    """Holds a tick back until the wall clock reaches its event time (past ticks pass at once)."""
+
+    def __init__(self, stop: asyncio.Event | None = None) -> None:
+        self._stop = stop
+
+    async def wait_for(self, ts_event_us: int) -> None:
+        while (delay := ts_event_us / 1e6 - time.time()) > 0.001:
+            if self._stop is not None and self._stop.is_set():
+                return
+            await asyncio.sleep(min(delay, 0.25))
+
+
 async def simulate_feed(
     publisher: TickPublisher,
     *,
@@ -62,6 +75,7 @@ async def simulate_feed(
     speed: float | None = 1.0,
     duration_s: float | None = None,
     start_us: int | None = None,
+    history_s: float = 0.0,
     stop: asyncio.Event | None = None,
     on_status: Callable[[dict], Awaitable[None]] | None = None,
     status_interval_s: float = 1.0,
@@ -69,7 +83,15 @@ async def simulate_feed(
     base = spec or CointegratedSpec()
     loop_us = int(base.duration_s * 1_000_000)
     summary = SimulationSummary(speed=speed_label(speed))
-    pacer = Pacer(speed, stop) if speed is not None else None
+    # With history, event time is anchored to the wall clock: the past ``history_s`` seconds go out at
+    # once (analytics are warm immediately, like live startup seeding), then the feed runs in real time.
+    if history_s > 0 and start_us is None:
+        start_us = now_us() - int(history_s * 1_000_000)
+    pacer: Pacer | WallClockPacer | None
+    if history_s > 0 and speed == 1.0:
+        pacer = WallClockPacer(stop)
+    else:
+        pacer = Pacer(speed, stop) if speed is not None else None
     counts: Counter[str] = Counter()
     started = time.monotonic()
     next_status = 0.0
