@@ -96,7 +96,7 @@ class AlertReader(threading.Thread):
 
 
 def _publish_phase(client: redis.Redis, keys: Keys, pairs: list[str], phase: Phase, seq0: int,
-                   sent_at: dict[tuple[str, int], float], rng: np.random.Generator) -> int:
+                   sent_at: dict[tuple[str, int], float], rng: np.random.Generator, period: float) -> int:
     """Publish ``rate`` metrics/s round-robin over the pairs in 10 ms ticks; returns the next seq."""
     total = int(phase.rate * phase.seconds)
     tick_s = 0.01
@@ -111,8 +111,8 @@ def _publish_phase(client: redis.Redis, keys: Keys, pairs: list[str], phase: Pha
         for _ in range(min(per_tick, total - sent)):
             k = sent % len(pairs)
             pair_seq = seq + sent // len(pairs)
-            # z swings through ±3 with a period of ~40 observations, plus noise: rules cross regularly
-            z = 3.0 * math.sin(2 * math.pi * pair_seq / 40 + phases[k]) + rng.normal(0, 0.2)
+            # z swings through ±3 with a period of ``period`` observations, plus noise: rules cross regularly
+            z = 3.0 * math.sin(2 * math.pi * pair_seq / period + phases[k]) + rng.normal(0, 0.2)
             m = Metric(pair=pairs[k], timeframe="1s", ts_event_us=T0_US + pair_seq * 1_000_000, seq=pair_seq,
                        method="ols", window=100, y_price=100.0, x_price=50.0, warm=True, beta=2.0, alpha=0.0,
                        r2=0.9, spread=z, zscore=z, correlation=0.8, adf_stat=-4.0, adf_p=0.01, half_life=10.0,
@@ -146,7 +146,8 @@ def _wait_consumed(client: redis.Redis, keys: Keys, expected: int, timeout_s: fl
     return False
 
 
-def run(redis_url: str, dsn: str, prefix: str, rate: float, n_rules: int, n_pairs: int, seconds: float) -> list[Phase]:
+def run(redis_url: str, dsn: str, prefix: str, rate: float, n_rules: int, n_pairs: int, seconds: float,
+        period: float = 200.0) -> list[Phase]:
     keys = Keys(prefix)
     pairs = _pairs(n_pairs)
     _insert_rules(dsn, pairs, n_rules)
@@ -170,7 +171,7 @@ def run(redis_url: str, dsn: str, prefix: str, rate: float, n_rules: int, n_pair
         seq, consumed = 0, 0
         for phase in phases:
             first_event = len(reader.seen)
-            seq = _publish_phase(client, keys, pairs, phase, seq, sent_at, rng)
+            seq = _publish_phase(client, keys, pairs, phase, seq, sent_at, rng, period)
             consumed += phase.published
             if not _wait_consumed(client, keys, consumed, 120):
                 raise RuntimeError(f"worker did not catch up in phase {phase.name}")
@@ -193,9 +194,10 @@ def run(redis_url: str, dsn: str, prefix: str, rate: float, n_rules: int, n_pair
     return phases
 
 
-def table(phases: list[Phase], n_rules: int, n_pairs: int) -> str:
+def table(phases: list[Phase], n_rules: int, n_pairs: int, period: float) -> str:
     lines = [
-        f"Alerts: metric publish -> event on the alerts stream ({n_rules} rules over {n_pairs} pairs, worker subprocess)",
+        f"Alerts: metric publish -> event on the alerts stream ({n_rules} rules over {n_pairs} pairs, "
+        f"z period {period:g} observations, worker subprocess)",
         "",
         "| phase | metrics/s | metrics | events | events/s | p50 ms | p99 ms | max ms |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -220,12 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rules", type=int, default=1000)
     p.add_argument("--pairs", type=int, default=100)
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--period", type=float, default=200.0,
+                   help="z-score swing period in observations per pair (smaller: more alert events)")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     p.add_argument("--database-url", help="a migrated database to use (default: a temporary one, dropped after)")
     p.add_argument("--key-prefix", default=None)
     args = p.parse_args(argv)
     if args.quick:
-        args.rate, args.rules, args.pairs, args.seconds = 200.0, 100, 20, 1.0
+        args.rate, args.rules, args.pairs, args.seconds, args.period = 200.0, 100, 20, 1.0, 20.0
     prefix = args.key_prefix or f"bench:{uuid.uuid4().hex[:8]}:"
     temp_db = None
     dsn = args.database_url
@@ -236,12 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         dsn = ADMIN_URL.rsplit("/", 1)[0] + "/" + temp_db
         migrate.upgrade(dsn)
     try:
-        phases = run(args.redis_url, dsn, prefix, args.rate, args.rules, args.pairs, args.seconds)
+        phases = run(args.redis_url, dsn, prefix, args.rate, args.rules, args.pairs, args.seconds, args.period)
     finally:
         if temp_db is not None:
             with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{temp_db}" WITH (FORCE)')
-    print(table(phases, args.rules, args.pairs))
+    print(table(phases, args.rules, args.pairs, args.period))
     return 0
 
 

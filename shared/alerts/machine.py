@@ -34,6 +34,7 @@ from shared.messages import Metric
 
 Position = Literal["flat", "long", "short"]
 US = 1_000_000
+_NO_PREVIOUS: dict[str, float | None] = {}  # shared by rules without ``crosses``; never mutated
 
 
 class RuleState(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,8 +66,7 @@ class Firing:
     values: dict[str, float | None]
 
 
-@dataclass(frozen=True, slots=True)
-class StepResult:
+class StepResult(msgspec.Struct, frozen=True):
     state: RuleState
     firings: tuple[Firing, ...] = ()
     evaluated: bool = True  # false when the metric was a duplicate or out of order
@@ -95,11 +95,12 @@ def step(rule: Rule, state: RuleState, metric: Metric, values: dict[str, float |
         result = _condition_step(rule, rule.spec, state, metric, values)
     else:
         result = _signal_step(rule, rule.spec, state, metric, values)
+    operands = rule.spec.operands()
     new_state = evolve(
         result.state,
         last_ts_us=metric.ts_event_us,
         last_seq=metric.seq,
-        previous=operand_snapshot(rule.spec.operands(), values),
+        previous=operand_snapshot(operands, values) if operands else _NO_PREVIOUS,
     )
     return StepResult(new_state, result.firings, True, result.suppressed)
 
