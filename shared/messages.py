@@ -152,3 +152,11 @@ def from_fields(fields: dict, record_type: type[Record] | None = None) -> AnyRec
 def json_schema() -> dict:
     """Machine-readable schema of every record (JSON Schema, generated from the types)."""
     return msgspec.json.schema(AnyRecord)
+
+
+if __name__ == "__main__":  # `python -m shared.messages > docs/schemas/records.schema.json`
+    import json
+    import sys
+
+    json.dump(json_schema(), sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
