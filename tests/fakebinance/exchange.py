@@ -45,7 +45,7 @@ class Client:
     raw: bool  # /ws/<stream>: bare payloads instead of the combined wrapper
     ws: Any
     opened: float = field(default_factory=time.monotonic)
-    queue: deque[str] = field(default_factory=deque)
+    queue: deque[str | bytes] = field(default_factory=deque)  # text, or an encoded frame
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     pings: int = 0
     pongs: int = 0
@@ -127,7 +127,7 @@ class Exchange:
             tid = tape.trade_id(index)
             if any(a <= tid <= b for a, b in ranges):
                 return
-        frame = tape.frames[index]
+        frame = tape.wire[index]
         for client in subs:
             client.queue.append(orjson.dumps(tape.payloads[index]).decode() if client.raw else frame)
             client.wake.set()

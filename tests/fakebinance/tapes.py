@@ -35,6 +35,14 @@ class Tape:
             self.frames = [json.dumps({"stream": self.stream, "data": p}, separators=(",", ":")) for p in self.payloads]
 
     @property
+    def wire(self) -> list[bytes]:
+        """Each frame as WebSocket bytes (encoded once; the server writes them straight to the socket)."""
+        cached = self.__dict__.get("_wire")
+        if cached is None or len(cached) != len(self.frames):
+            cached = self.__dict__["_wire"] = [ws_text_frame(f) for f in self.frames]
+        return cached
+
+    @property
     def stream(self) -> str:
         return f"{self.symbol.lower()}@{self.kind}"
 
@@ -55,6 +63,19 @@ class Tape:
     def index_of(self, trade_id: int) -> int:
         """Position of ``trade_id`` (ids are contiguous on trade tapes)."""
         return trade_id - self.first_id
+
+
+def ws_text_frame(text: str) -> bytes:
+    """An unmasked, final WebSocket text frame (RFC 6455 5.2), as a server sends it."""
+    body = text.encode()
+    n = len(body)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 1 << 16:
+        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return head + body
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
