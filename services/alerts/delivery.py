@@ -50,6 +50,7 @@ class Deliverer:
         self.http = httpx.AsyncClient(timeout=settings.webhook_timeout_s)
         self._tasks: list[asyncio.Task[None]] = []
         self.inflight: set[str] = set()  # dedupe keys queued or being delivered (outbox skips them)
+        self.finished: set[str] = set()  # done since the outbox scan last cleared it (its rows may be stale)
         self.delivered = 0
         self.failed = 0
 
@@ -57,10 +58,20 @@ class Deliverer:
         for i in range(self.settings.delivery_concurrency):
             self._tasks.append(asyncio.create_task(self._drain(), name=f"alerts-delivery-{i}"))
 
-    async def submit(self, job: Job) -> None:
-        # Blocks only when the queue is full: back-pressure instead of unbounded memory.
+    def try_submit(self, job: Job) -> bool:
+        """Queue a delivery without ever blocking evaluation; False when the queue is full.
+
+        A refused event stays 'pending' in the database and the worker's periodic outbox scan queues it
+        once there is room.
+        """
+        if job.event.dedupe_key in self.inflight:
+            return True
+        try:
+            self.queue.put_nowait(job)
+        except asyncio.QueueFull:
+            return False
         self.inflight.add(job.event.dedupe_key)
-        await self.queue.put(job)
+        return True
 
     async def close(self, grace_s: float) -> None:
         """Finish queued deliveries within ``grace_s``; anything left stays 'pending' for the next start."""
@@ -86,6 +97,7 @@ class Deliverer:
                 await self._reconnect_if_closed()
             finally:
                 self.inflight.discard(job.event.dedupe_key)
+                self.finished.add(job.event.dedupe_key)
                 self.queue.task_done()
 
     async def deliver(self, job: Job) -> None:

@@ -1,8 +1,10 @@
 """The alerts worker: metric streams -> rules -> events (db + ``alerts`` stream) -> deliveries.
 
 Per batch: evaluate (pure); publish the events (once per dedupe key: a repeat returns the first
-entry); write events and states in one transaction; hand new events to delivery; only then ack. A crash at any point replays the batch; the
-persisted states skip metrics already folded in and the events' unique key drops repeats.
+entry); write events and states in one transaction; queue new events for delivery; only then ack.
+A crash at any point replays the batch; the persisted states skip metrics already folded in and the
+events' unique key drops repeats. Events not yet published or delivered (crash, full delivery queue)
+are picked up from the events table at start and periodically (the outbox scan).
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class AlertsWorker:
         next_discover = now + self.settings.discover_interval_s
         next_reload = now + self.settings.rules_reload_s
         next_claim = now + self.settings.claim_interval_s
+        next_outbox = now + self.settings.outbox_interval_s
         retry_own = True  # first drain this consumer's own entries left unacked by a previous run
         isolate = False
         while not self._stop.is_set():
@@ -110,6 +113,9 @@ class AlertsWorker:
                 if now >= next_claim:
                     await self._claim()
                     next_claim = now + self.settings.claim_interval_s
+                if now >= next_outbox:
+                    await self._resume_outbox()
+                    next_outbox = now + self.settings.outbox_interval_s
                 if not self.consumer.streams:
                     await _wait(self._stop, min(self.settings.block_ms / 1000, self.settings.discover_interval_s))
                     next_discover = 0.0
@@ -173,10 +179,13 @@ class AlertsWorker:
         new_events = [n for n in outcome.events if n.event.dedupe_key in inserted]
         self.evaluator.commit(outcome.states)
         t_write = time.perf_counter()
+        deferred = 0
         for n in new_events:
             metrics.FIRINGS.labels(n.event.kind).inc()
-            if n.channels:
-                await self.deliverer.submit(Job(n.event, n.channels))
+            if n.channels and not self.deliverer.try_submit(Job(n.event, n.channels)):
+                deferred += 1
+        if deferred:
+            log.warning("delivery queue full: %d events left for the outbox scan", deferred)
         await self.consumer.ack(good)
         log.debug("batch: %d metrics, %d evaluations, %d events, %d states; eval %.1f ms, write %.1f ms, ack %.1f ms",
                   len(metrics_batch), outcome.evaluations, len(new_events), len(outcome.states),
@@ -203,12 +212,14 @@ class AlertsWorker:
     async def _resume_outbox(self) -> None:
         """Publish/deliver events a crash left behind (the publish is idempotent per dedupe key)."""
         assert self.conn is not None
+        self.deliverer.finished.clear()  # anything finishing after this point may still read 'pending' below
         rows = await store.outbox(self.conn)
         to_publish = [event for event, needs_publish, _, _ in rows if needs_publish]
         published = await self.publisher.publish(to_publish)
         await store.mark_published(self.conn, [(event, sid) for event, sid, _ in published])
         for event, _, needs_delivery, raw_channels in rows:
-            if not needs_delivery or event.dedupe_key in self.deliverer.inflight:
+            key = event.dedupe_key
+            if not needs_delivery or key in self.deliverer.inflight or key in self.deliverer.finished:
                 continue
             try:
                 channels = build_channels(raw_channels or [])
@@ -216,11 +227,12 @@ class AlertsWorker:
                 channels = ()
                 log.error("rule %s has invalid channels: %s", event.rule_id, exc)
             if channels:
-                await self.deliverer.submit(Job(event, channels))
+                if not self.deliverer.try_submit(Job(event, channels)):
+                    break  # queue full: the next outbox scan continues
             else:
                 await store.set_delivery(self.conn, event, "none", 0, "rule deleted or has no channels")
-        if rows:
-            log.info("outbox: republished %d, requeued %d deliveries", len(to_publish), sum(r[2] for r in rows))
+        if to_publish:
+            log.info("outbox: published %d events left unpublished", len(to_publish))
 
     async def _listen_rule_changes(self) -> None:
         assert self.redis is not None

@@ -34,6 +34,7 @@ class AlertsSettings(CommonSettings):
     webhook_backoff_max_s: float = Field(30.0, ge=0)
     delivery_concurrency: int = Field(8, ge=1)
     delivery_queue_size: int = Field(10_000, ge=1)
+    outbox_interval_s: float = Field(30.0, gt=0, description="Re-scan the events table for undelivered events.")
     prometheus_port: int = Field(9104, ge=0, le=65535, description="Port of /metrics; 0 disables it.")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 
 import orjson
 import psycopg
@@ -121,3 +122,20 @@ def test_rule_changes_reach_the_running_worker(db, redis_client, alerts_settings
     assert db.execute("SELECT ts FROM alert_events").fetchone()[0].timestamp() * 1e6 == T0_US + 3_000_000
     worker.stop()
     assert check(alerts_settings, "test-alerts") == 1  # heartbeat removed on a clean stop
+
+
+def test_full_delivery_queue_never_blocks_and_outbox_delivers_each_event_once(
+    db, redis_client, alerts_settings, insert_rule, receiver, start_worker, caplog
+):
+    caplog.set_level(logging.WARNING, logger="services.alerts.service")
+    # five rules fire on the same metric; a queue of one takes the first, the outbox scan the rest
+    for i in range(5):
+        insert_rule("condition", {"trigger": "z > 2"}, name=f"r{i}", channels=[{"format": "json", "url": receiver.url}])
+    worker = start_worker(delivery_queue_size=1, delivery_concurrency=1, outbox_interval_s=0.2)
+    publish(redis_client, alerts_settings, series([0.0, 2.5]))
+    wait_for(lambda: db.execute("SELECT count(*) FROM alert_events WHERE delivery_status = 'delivered'"
+                                ).fetchone()[0] == 5, what="all five delivered")
+    worker.stop()
+    ids = [h[EVENT_ID_HEADER] for _, h, _ in receiver.requests]
+    assert len(ids) == len(set(ids)) == 5
+    assert "delivery queue full: 4 events left for the outbox scan" in caplog.text
