@@ -142,14 +142,14 @@ def test_ctrl_c_stops_both_embedded_servers(run_dir: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(run_dir), f"redis://127.0.0.1:{_closed_port()}/0",
          f"postgresql://postgres@127.0.0.1:{_closed_port()}/pairs"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, text=True, start_new_session=True,  # its own process group, like a shell job
     )
     try:
         assert proc.stdout is not None
         redis_url, pg_url = proc.stdout.readline().split()
         assert redis.Redis.from_url(redis_url).ping()
         psycopg.connect(pg_url).close()
-        proc.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C delivers to the foreground process
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: SIGINT to the whole foreground group
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
