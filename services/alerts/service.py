@@ -13,7 +13,6 @@ import asyncio
 import logging
 import time
 
-import orjson
 import psycopg
 import redis.asyncio as aioredis
 from psycopg.rows import dict_row
@@ -24,6 +23,7 @@ from services.alerts.delivery import Deliverer, Job
 from services.alerts.evaluator import Evaluator
 from services.alerts.publisher import AlertPublisher
 from services.alerts.settings import AlertsSettings
+from services.alerts.tasks import heartbeat, listen, supervised, wait_or_stop
 from shared.alerts.spec import build_channels
 from shared.alerts.tree import RuleError
 from shared.errors import DecodeError
@@ -77,9 +77,13 @@ class AlertsWorker:
             self.evaluator.set_states(await store.load_states(self.conn))
             self.deliverer.start()
             await self._resume_outbox()
+            assert self.redis is not None
+            ttl = max(HEARTBEAT_TTL_SECONDS, int(self.settings.heartbeat_interval_s * 3))
             background = [
-                _supervised(self._heartbeat(), "heartbeat"),
-                _supervised(self._listen_rule_changes(), "rule-notices"),
+                supervised(heartbeat(self.redis, self.keys.heartbeat("alerts", self.settings.instance), ttl,
+                                     self.settings.heartbeat_interval_s, self._health), "heartbeat"),
+                supervised(listen(self.redis, self.keys.alert_rules_changed_channel, self._reload.set),
+                           "rule-notices"),
             ]
             await self.consumer.discover()
             await self._claim()
@@ -117,7 +121,7 @@ class AlertsWorker:
                     await self._resume_outbox()
                     next_outbox = now + self.settings.outbox_interval_s
                 if not self.consumer.streams:
-                    await _wait(self._stop, min(self.settings.block_ms / 1000, self.settings.discover_interval_s))
+                    await wait_or_stop(self._stop, min(self.settings.block_ms / 1000, self.settings.discover_interval_s))
                     next_discover = 0.0
                     continue
                 # After an unexpected error, redo our pending entries one at a time so that only the
@@ -138,7 +142,7 @@ class AlertsWorker:
                 self.counts["failed_batches"] += 1
                 log.exception("unexpected error in a batch; retrying its entries one by one")
                 retry_own = isolate = True
-                await _wait(self._stop, self.settings.retry_backoff_s)
+                await wait_or_stop(self._stop, self.settings.retry_backoff_s)
 
     async def _claim(self) -> None:
         claimed = await self.consumer.claim_stale(self.settings.claim_min_idle_ms, self.settings.read_count)
@@ -234,42 +238,15 @@ class AlertsWorker:
         if to_publish:
             log.info("outbox: published %d events left unpublished", len(to_publish))
 
-    async def _listen_rule_changes(self) -> None:
-        assert self.redis is not None
-        while True:
-            pubsub = self.redis.pubsub()
-            try:
-                await pubsub.subscribe(self.keys.alert_rules_changed_channel)
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None:
-                        self._reload.set()
-            except aioredis.RedisError as exc:
-                # Notices sent meanwhile are lost: reload once resubscribed (and periodically anyway).
-                log.warning("rule-change subscription lost: %s", exc)
-                self._reload.set()
-                await asyncio.sleep(1.0)
-            finally:
-                await pubsub.aclose()
-
-    async def _heartbeat(self) -> None:
-        assert self.redis is not None
-        key = self.keys.heartbeat("alerts", self.settings.instance)
-        ttl = max(HEARTBEAT_TTL_SECONDS, int(self.settings.heartbeat_interval_s * 3))
-        while True:
-            body = {**self.counts, "streams": len(self.consumer.streams), "rules": len(self.evaluator.rules),
-                    "delivery_queue": self.deliverer.queue.qsize(), "delivered": self.deliverer.delivered,
-                    "delivery_failed": self.deliverer.failed, "ts": time.time()}
-            try:
-                await self.redis.set(key, orjson.dumps(body), ex=ttl)
-            except aioredis.RedisError as exc:  # the main loop handles the outage; keep beating after it
-                log.warning("heartbeat not written: %s", exc)
-            await asyncio.sleep(self.settings.heartbeat_interval_s)
+    def _health(self) -> dict:
+        return {**self.counts, "streams": len(self.consumer.streams), "rules": len(self.evaluator.rules),
+                "delivery_queue": self.deliverer.queue.qsize(), "delivered": self.deliverer.delivered,
+                "delivery_failed": self.deliverer.failed, "ts": time.time()}
 
     async def _wait_until_healthy(self) -> None:
         delay = self.settings.retry_backoff_s
         while not self._stop.is_set():
-            await _wait(self._stop, delay)
+            await wait_or_stop(self._stop, delay)
             try:
                 if self.conn is None or self.conn.closed:
                     self.conn = await psycopg.AsyncConnection.connect(
@@ -295,21 +272,3 @@ class AlertsWorker:
         for conn in (self.conn, self.delivery_conn):
             if conn is not None:
                 await conn.close()
-
-
-async def _wait(event: asyncio.Event, timeout_s: float) -> None:
-    try:
-        await asyncio.wait_for(event.wait(), timeout=timeout_s)
-    except TimeoutError:
-        pass
-
-
-def _supervised(coro, name: str) -> asyncio.Task:
-    task = asyncio.create_task(coro, name=name)
-
-    def done(t: asyncio.Task) -> None:
-        if not t.cancelled() and t.exception() is not None:
-            log.error("background task %s died: %r", name, t.exception())
-
-    task.add_done_callback(done)
-    return task
