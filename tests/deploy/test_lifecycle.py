@@ -95,6 +95,26 @@ def test_work_ignoring_stop_is_cancelled_after_grace_period(key_prefix: str, cli
     assert client.exists(runner.key) == 0
 
 
+def test_second_stop_request_cancels_without_waiting_for_grace(key_prefix: str) -> None:
+    runner = ServiceRunner("ingest", _settings(key_prefix, SHUTDOWN_GRACE_S=60), instance="i2")
+    events: list[str] = []
+
+    async def work(stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, runner.request_stop, "first")
+        loop.call_later(0.10, runner.request_stop, "second")
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+
+    started = time.monotonic()
+    assert runner.run_sync(work) == 0
+    assert events == ["cancelled"]
+    assert time.monotonic() - started < 30, "the 60 s grace period was not cut short"
+
+
 def test_failing_work_exits_1_and_clears_heartbeat(key_prefix: str, client: redis.Redis) -> None:
     runner = ServiceRunner("analytics", _settings(key_prefix), instance="bad")
 
