@@ -22,8 +22,11 @@ from shared.timeframes import timeframe_us
 Condition = str | dict[str, Any]
 
 _CONDITION_DOC = (
-    "Rule text, e.g. `|z| > 2 and corr > 0.7 and adf_p < 0.05` (grammar in shared/alerts/parser.py), "
-    'or the JSON tree, e.g. `{"all": [{"field": "z", "abs": true, "op": ">", "value": 2}]}`.'
+    "Rule text, e.g. `|z| > 2 and corr > 0.7 and adf_p < 0.05` (grammar in shared/alerts/parser.py: "
+    "`>`, `>=`, `<`, `<=`, `crosses above`, `crosses below`, `|field|` or `abs(field)`, and/or/not, parentheses), "
+    'or the JSON tree, e.g. `{"all": [{"field": "z", "abs": true, "op": ">", "value": 2}]}`. '
+    "Fields (aliases): zscore (z), correlation (corr, rho), adf_p (p, pvalue), adf_stat (adf), half_life (hl), "
+    "beta (b), alpha (a), r2 (rsq), spread (s), y_price (y), x_price (x), window."
 )
 
 

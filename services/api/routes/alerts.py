@@ -34,7 +34,11 @@ from shared.alerts.schemas import (
 from shared.alerts.tree import RuleError
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+router = APIRouter(
+    prefix="/api/v1/alerts",
+    tags=["alerts"],
+    responses={401: {"description": "Missing or invalid X-API-Token (writes; reads when API_PROTECT_READS)"}},
+)
 
 RuleId = Annotated[int, Path(ge=1, description="Rule id")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
