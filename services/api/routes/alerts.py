@@ -40,7 +40,7 @@ router = APIRouter(
     responses={401: {"description": "Missing or invalid X-API-Token (writes; reads when API_PROTECT_READS)"}},
 )
 
-RuleId = Annotated[int, Path(ge=1, description="Rule id")]
+RuleId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Rule id")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
 Offset = Annotated[int, Query(ge=0, description="Rows to skip (pagination)")]
 NOT_FOUND = {404: {"description": "No such rule"}}
@@ -237,7 +237,7 @@ End = Annotated[datetime | None, Query(description="Events before this time")]
 @router.get("/events", response_model=EventList, dependencies=[ReadAuth], summary="Alert events, newest first")
 async def list_events(
     db: DbDep,
-    rule_id: Annotated[int | None, Query(ge=1)] = None,
+    rule_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     pair: str | None = None,
     timeframe: str | None = None,
     kind: str | None = None,
@@ -260,7 +260,7 @@ async def rule_history(rule_id: RuleId, db: DbDep, start: Start = None, end: End
 
 @router.get("/deliveries/dead", response_model=DeadDeliveryList, dependencies=[ReadAuth],
             summary="Webhook deliveries that failed every retry")
-async def dead_deliveries(db: DbDep, rule_id: Annotated[int | None, Query(ge=1)] = None, limit: Limit = 100,
+async def dead_deliveries(db: DbDep, rule_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None, limit: Limit = 100,
                           offset: Offset = 0) -> DeadDeliveryList:
     cond, args = ("rule_id = %s", [rule_id]) if rule_id is not None else ("true", [])
     count = (await (await db.execute(f"SELECT count(*) AS n FROM alert_delivery_deadletters WHERE {cond}", args)
