@@ -4,7 +4,7 @@ Timeline of bar t (no look-ahead):
 
 1. funding at bar t's timestamp is charged on the position held into bar t (see ``execution``);
 2. with ``fill="next_open"``, an order decided on bar t-1's close is filled at bar t's open
-   (slippage may use bar t's high-low range, part of the cost model of that fill);
+   (range slippage uses bar t-1's high-low, the last range known when the order is sent);
 3. the engine sees bar t's closes and decides (entries only on bars ``start`` .. n-2);
 4. with ``fill="close"`` the order is filled at once at bar t's close;
 5. equity is marked at bar t's close: cash + q_y * close_y + q_x * close_x.
@@ -122,8 +122,11 @@ class _Simulator:
         y, x = self.bars.y, self.bars.x
         ref_y = float(y.close[t] if at_close else y.open[t])
         ref_x = float(x.close[t] if at_close else x.open[t])
-        px_y = self.costs.fill_price(qty_y, ref_y, float(y.high[t]), float(y.low[t]))
-        px_x = self.costs.fill_price(qty_x, ref_x, float(x.high[t]), float(x.low[t]))
+        # Range slippage uses the last bar completed when the order is sent: the decision bar
+        # (t itself for close fills, t-1 for next-open fills), never the bar being filled into.
+        r = t if at_close else t - 1
+        px_y = self.costs.fill_price(qty_y, ref_y, float(y.high[r]), float(y.low[r]))
+        px_x = self.costs.fill_price(qty_x, ref_x, float(x.high[r]), float(x.low[r]))
         notional = abs(qty_y) * px_y + abs(qty_x) * px_x
         fees = self.costs.fee_rate * notional
         slippage = abs(qty_y) * abs(px_y - ref_y) + abs(qty_x) * abs(px_x - ref_x)

@@ -17,7 +17,8 @@ Costs, per leg and per fill:
 * fee = fee_rate * |q| * fill_price, with fee_rate = ``taker_fee_bps`` or ``maker_fee_bps`` / 10^4
   depending on ``liquidity``;
 * slippage moves the fill price against the order: fill = ref + sign(q) * (ref * slippage_bps / 10^4
-  + slippage_range_frac * (high - low) of the fill bar); both terms may be used together;
+  + slippage_range_frac * (high - low) of the decision bar, the last one completed when the order
+  is sent); both terms may be used together;
 * funding (perpetuals, when a funding series is given): at a bar whose funding rate r is not 0,
   the position held into that bar pays q * open * r (longs pay a positive rate, shorts receive it).
 """

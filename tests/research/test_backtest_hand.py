@@ -92,14 +92,17 @@ def test_fees_and_bps_slippage_cost_exactly_the_expected_amount() -> None:
 
 
 def test_range_slippage_and_maker_fee() -> None:
-    # high - low of each fill bar: bar 3 y: max(46,47)+1 - (min(46,47)-1) = 3, x: 100+1-(99-1) = 3;
-    # bar 5 y: 54+1-(53-1) = 3, x: 106+1-(105-1) = 3. Slippage per unit = 0.1 * 3 = 0.3 on every fill.
+    # Range slippage uses the decision bar (the fill bar's predecessor for next-open fills), with
+    # high = max(open, close) + 1 and low = min(open, close) - 1:
+    # entry decided on bar 2: y open 46.5 close 46 -> 47.5 - 45 = 2.5; x open 99 close 98 -> 100 - 97 = 3;
+    # exit decided on bar 4:  y open 51 close 52 -> 53 - 50 = 3;       x open 103 close 104 -> 105 - 102 = 3.
+    # Adverse moves per unit: 0.25 (y entry), 0.3 (x entry), 0.3 (y exit), 0.3 (x exit).
     costs = CostModel(taker_fee_bps=10.0, maker_fee_bps=1.0, liquidity="maker", slippage_range_frac=0.1)
     free = run_backtest(hand_pair(1.0), PARAMS, EXEC, FREE).trades[0]
     paid = run_backtest(hand_pair(1.0), PARAMS, EXEC, costs).trades[0]
     q_x = 0.5 * Q_Y
-    slippage = 0.3 * (2 * Q_Y + 2 * q_x)
-    fees = 1e-4 * (Q_Y * 46.3 + q_x * 98.7 + Q_Y * 52.7 + q_x * 105.3)
+    slippage = 0.25 * Q_Y + 0.3 * q_x + 0.3 * Q_Y + 0.3 * q_x
+    fees = 1e-4 * (Q_Y * 46.25 + q_x * 98.7 + Q_Y * 52.7 + q_x * 105.3)
     assert paid.slippage == pytest.approx(slippage, rel=1e-12)
     assert paid.fees == pytest.approx(fees, rel=1e-12)
     assert free.pnl - paid.pnl == pytest.approx(fees + slippage, rel=1e-12)
