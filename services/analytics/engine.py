@@ -125,7 +125,7 @@ class PairEngine:
         else:
             self.stream_seq += 1
         out.metric_ids.append(f"{self.stream_ms}-{self.stream_seq}")
-        sig = self.signals[tf].update(y, x)
+        sig = self.signals[tf].update(y, x, tests=tf != "tick")
         out.metrics.append(
             Metric(
                 pair=self.pair_id,
@@ -143,6 +143,9 @@ class PairEngine:
                 spread=sig.spread,
                 zscore=sig.zscore,
                 correlation=sig.correlation,
+                adf_stat=sig.adf_stat,
+                adf_p=sig.adf_p,
+                half_life=sig.half_life,
                 ts_compute_us=now_us(),
             )
         )

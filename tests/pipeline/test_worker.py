@@ -121,3 +121,25 @@ def test_worker_killed_midway_resumes_to_identical_rows(settings, redis_client, 
     assert len(keys) == len(set(keys)) == len(reference["metrics"]), "metric stream has gaps or duplicates"
     pending = sum(redis_client.xpending(settings.keys.ticks(leg.id), f"analytics:{PAIR.id}")["pending"] for leg in PAIR.legs)
     assert pending <= 2  # at most the last, still-open ticks of each leg
+
+
+def test_pair_configuration_change_reaches_a_running_worker(settings, redis_client, db, ticks):
+    """Edit the pair (method, window) in the database and announce it: the worker switches, no restart."""
+    from services.analytics.worker import AnalyticsWorker
+
+    half = len(ticks) // 2
+    publish_ticks(redis_client, settings.keys, ticks[:half])
+    worker = AnalyticsWorker(analytics_settings(settings, window=WINDOW, timeframes=["1s"]), pairs=[PAIR])
+    try:
+        worker.run_until_idle(idle_rounds=3)
+        assert {r[0] for r in db.execute("SELECT DISTINCT method FROM pair_metrics")} == {"ols"}
+        db.execute("UPDATE pairs SET hedge_method = 'huber', \"window\" = 25 WHERE id = %s", (PAIR.id,))
+        redis_client.publish(settings.keys.pairs_changed_channel, PAIR.id)
+        publish_ticks(redis_client, settings.keys, ticks[half:])
+        worker.run_until_idle(idle_rounds=3)
+    finally:
+        worker.close()
+    rows = db.execute("SELECT method, \"window\", count(*), count(beta) FROM pair_metrics GROUP BY 1, 2").fetchall()
+    by_method = {r[0]: r for r in rows}
+    assert set(by_method) == {"ols", "huber"}
+    assert by_method["huber"][1] == 25 and by_method["huber"][3] > 0  # warmed up again on the new window
