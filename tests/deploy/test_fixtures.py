@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from services.localrun import free_port
@@ -57,7 +58,8 @@ def test_containers_only_for_what_is_missing_and_only_with_an_engine() -> None:
     assert docker.started == ["postgres", "stopped"] and found.containers == []
 
     no_engine = Recorder(False)
-    found = resolve_endpoints({}, lambda url, port: False, no_engine.available, no_engine.start)
+    with pytest.warns(UserWarning, match="no postgres or redis reachable and no Docker engine"):
+        found = resolve_endpoints({}, lambda url, port: False, no_engine.available, no_engine.start)
     assert found.sources == {"postgres": "unreachable", "redis": "unreachable"} and no_engine.started == []
 
 
