@@ -9,6 +9,7 @@ from services.analytics.settings import AnalyticsSettings
 from services.analytics.worker import AnalyticsWorker
 from shared.errors import PairsError
 from shared.instruments import Pair
+from shared.lifecycle import check_heartbeat
 from shared.logs import setup
 
 
@@ -42,11 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = AnalyticsSettings(**overrides)
     setup("analytics", settings.log_level, settings.log_json)
     if args.check:
-        from shared import redis_client
-
-        r = redis_client.connect(settings)
-        alive = any(True for _ in r.scan_iter(match=settings.keys.heartbeat_pattern("analytics"), count=100))
-        return 0 if alive else 1
+        return check_heartbeat(settings, "analytics", instance=args.instance)
     try:
         pairs = [Pair.parse(p) for p in settings.pairs]
         if not pairs and not settings.auto:

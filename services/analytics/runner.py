@@ -34,6 +34,7 @@ from services.analytics.store import Outbox, PairStore, claim_fence, load_checkp
 from shared.errors import DecodeError, LeaseLost
 from shared.instruments import Pair
 from shared.messages import STREAM_FIELD, Tick, from_fields
+from shared.observability import ServiceMetrics
 from shared.streams import DEADLETTER_MAXLEN, Keys
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class PairRunner:
         timeframes: list[str],
         method: str,
         lease: Lease | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self.pair = pair
         self.r = r
@@ -83,6 +85,7 @@ class PairRunner:
         self.streams = (self.keys.ticks(pair.y.id), self.keys.ticks(pair.x.id))
         self.window, self.timeframes, self.method = window, timeframes, method
         self.lease = lease
+        self.metrics = metrics or ServiceMetrics.create()
         self.fence = lease.token if lease else 0
         self.store = PairStore(conn, store_ticks=settings.store_ticks)
         self.merger = TwoLegMerger(int(settings.idle_grace_s * 1_000_000))
@@ -251,9 +254,15 @@ class PairRunner:
             return len(self._batch)
         if self.lease is not None and time.monotonic() > self.lease.valid_until:
             raise LeaseLost(f"{self.pair.id}: lease not renewed in time; not writing")
+        started = time.perf_counter()
         outbox = self.store.write(
             out, pair_id=self.pair.id, state=self.engine.get_state(), last_ids=self.last_ids, fence=self.fence
         )
+        self.metrics.db_write_latency.labels("batch").observe(time.perf_counter() - started)
+        for bar in out.bars:
+            self.metrics.bars_written.labels(bar.timeframe).inc()
+        for metric in out.metrics:
+            self.metrics.metrics_written.labels(metric.timeframe).inc()
         if self._careful and all(
             until is None or (last is not None and parse_id(last) >= until)
             for last, until in zip(self.last_ids, self._careful_until, strict=True)
@@ -322,3 +331,4 @@ class PairRunner:
         )
         self.r.xack(stream, self.group, entry_id)
         self.stats["deadletters"] += 1
+        self.metrics.deadlettered.labels(self.group).inc()

@@ -25,6 +25,8 @@ from shared import redis_client
 from shared.db.connection import connect
 from shared.errors import LeaseLost
 from shared.instruments import Pair
+from shared.lifecycle import heartbeat_payload
+from shared.observability import ServiceMetrics, group_lag, start_metrics_server
 from shared.streams import HEARTBEAT_TTL_SECONDS
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,12 @@ class AnalyticsWorker:
         self.auto = settings.auto if auto is None else auto
         self.leases = LeaseManager(self.r, self.keys, self.instance, settings.lease_ttl_s)
         self.runners: dict[str, PairRunner] = {}
+        self.metrics = ServiceMetrics.create()
+        self._metrics_server = (
+            start_metrics_server(settings.metrics_port, self.metrics.registry) if settings.metrics_port is not None else None
+        )
         self._stop = threading.Event()
+        self._started_us = time.time_ns() // 1000
         self._last_heartbeat = 0.0
         self._last_renew = 0.0
         self._last_rebalance = 0.0
@@ -91,7 +98,8 @@ class AnalyticsWorker:
                 continue  # still owned elsewhere (a rebalance in flight, or a live explicit owner)
             window, tfs, method, _ = configs[pid]
             runner = PairRunner(Pair.parse(pid), r=self.r, conn=self.conn, settings=self.settings,
-                                window=window, timeframes=list(tfs), method=method, lease=lease)  # fmt: skip
+                                window=window, timeframes=list(tfs), method=method, lease=lease,
+                                metrics=self.metrics)  # fmt: skip
             try:
                 runner.start()
             except LeaseLost as exc:
@@ -174,8 +182,17 @@ class AnalyticsWorker:
         if now - self._last_heartbeat < self.settings.heartbeat_interval_s:
             return
         self._last_heartbeat = now
-        body = {"instance": self.instance, "ts": now, "auto": self.auto,
-                "pairs": {pid: r.stats for pid, r in self.runners.items()}}  # fmt: skip
+        pairs = {}
+        for pid, runner in self.runners.items():
+            lag = {}
+            for stream in runner.streams:
+                found = group_lag(self.r, stream, runner.group)
+                if found is not None:
+                    lag[stream] = {"lag": found[0], "pending": found[1]}
+                    self.metrics.stream_lag.labels(stream, runner.group).set(found[0])
+                    self.metrics.stream_pending.labels(stream, runner.group).set(found[1])
+            pairs[pid] = {**runner.stats, "lag": lag, "fence": runner.fence}
+        body = heartbeat_payload(SERVICE, self.instance, self._started_us, "running", {"auto": self.auto, "pairs": pairs})
         self.r.set(self.keys.heartbeat(SERVICE, self.instance), msgspec.json.encode(body), ex=HEARTBEAT_TTL_SECONDS)
 
     def close(self) -> None:
@@ -184,6 +201,8 @@ class AnalyticsWorker:
                 self.leases.release(pid)
             self.r.delete(self.keys.heartbeat(SERVICE, self.instance), self.keys.member(SERVICE, self.instance))
             self._pubsub.close()
+            if self._metrics_server is not None:
+                self._metrics_server.shutdown()
         finally:
             self.r.close()
             self.conn.close()

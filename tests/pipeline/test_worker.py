@@ -143,3 +143,36 @@ def test_pair_configuration_change_reaches_a_running_worker(settings, redis_clie
     by_method = {r[0]: r for r in rows}
     assert set(by_method) == {"ols", "huber"}
     assert by_method["huber"][1] == 25 and by_method["huber"][3] > 0  # warmed up again on the new window
+
+
+def test_heartbeat_check_and_prometheus_metrics(settings, redis_client, db, ticks):
+    """`pairs analytics --check` follows the worker's heartbeat; its /metrics shows writes and lag."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from services.analytics.worker import AnalyticsWorker
+    from tests.pipeline.helpers import REPO, worker_env
+
+    def check(instance: str) -> int:
+        cmd = [sys.executable, "-m", "services.analytics", "--check", "--instance", instance]
+        return subprocess.run(cmd, cwd=REPO, env=worker_env(settings), capture_output=True, timeout=60).returncode
+
+    publish_ticks(redis_client, settings.keys, ticks[:3000])
+    worker = AnalyticsWorker(
+        analytics_settings(settings, window=WINDOW, timeframes=["1s"], instance="hb-1", metrics_port=0), pairs=[PAIR]
+    )
+    try:
+        worker.run_until_idle(idle_rounds=3)
+        worker._last_heartbeat = 0.0
+        worker._heartbeat()
+        assert check("hb-1") == 0
+        port = worker._metrics_server.server_port
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        written = db.execute("SELECT count(*) FROM bars").fetchone()[0]
+        assert f'pairs_bars_written_total{{timeframe="1s"}} {float(written)}' in text
+        assert "pairs_stream_lag_entries" in text
+    finally:
+        worker.close()
+    assert check("hb-1") == 1  # stopped: the heartbeat is gone
