@@ -1,10 +1,11 @@
 """Live relay: one client's view of the metric and tick streams, read with plain XREAD from its own position.
 
 No consumer group: every client gets every entry, and nothing is left behind in Redis when it goes.
-A reader task pulls entries into a bounded queue; the transport (WebSocket or SSE) drains it. When
-the queue is full the client is too slow: the relay stops with ``ClientTooSlow`` rather than
-buffering without bound, so one slow client costs at most ``queue_size`` frames of memory and never
-delays the others (each has its own reader).
+A reader task pulls entries into a bounded queue (never more than it has room for); the transport
+(WebSocket or SSE) drains it. When the queue stays full for ``slow_grace_s`` the client is too slow:
+the relay stops with ``ClientTooSlow`` rather than buffering without bound, so one slow client costs
+at most ``queue_size`` frames of memory and never delays the others (each has its own reader). A
+burst larger than the queue is fine: the rest waits in Redis, at the client's own position.
 
 Frames are JSON text: ``{"channel": "metrics"|"ticks", "key": <pair or instrument>, "id": <stream id>,
 "data": <the record as published>}``; ``{"channel": "heartbeat", "ts_us": ...}`` when idle; and
@@ -84,12 +85,15 @@ def error_frame(problem: str) -> str:
 
 
 class Relay:
-    def __init__(self, r: aioredis.Redis, sub: Subscription, *, queue_size: int, block_ms: int, batch: int) -> None:
+    def __init__(self, r: aioredis.Redis, sub: Subscription, *, queue_size: int, block_ms: int, batch: int,
+                 slow_grace_s: float) -> None:
         self.r = r
         self.sub = sub
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
         self.block_ms = block_ms
         self.batch = batch
+        self.slow_grace_s = slow_grace_s
+        self._space = asyncio.Event()  # set by the sender each time it takes a frame
         self.positions: dict[str, str] = {}
         # the key -> channel/name prefix of each frame, JSON-escaped once
         self._heads = {key: '{"channel":"' + ch + '","key":' + orjson.dumps(name).decode() + ',"id":"'
@@ -106,9 +110,26 @@ class Relay:
         for key, last in zip(self.sub.streams, await pipe.execute(), strict=True):
             self.positions[key] = _text(last[0][0]) if last else "0-0"
 
+    async def _room(self) -> None:
+        """Return once the queue has space; ``ClientTooSlow`` if it stays full for the grace period."""
+        while self.queue.full():
+            self._space.clear()
+            if not self.queue.full():
+                return
+            try:
+                await asyncio.wait_for(self._space.wait(), timeout=self.slow_grace_s)
+            except TimeoutError:
+                raise ClientTooSlow(
+                    f"client read nothing of its {self.queue.maxsize} queued frames in {self.slow_grace_s:g} s"
+                ) from None
+
     async def read_forever(self) -> None:
+        per_stream = len(self.positions)
         while True:
-            reply = await self.r.xread(self.positions, count=self.batch, block=self.block_ms)
+            await self._room()
+            free = self.queue.maxsize - self.queue.qsize()
+            count = max(1, min(self.batch, free // per_stream))
+            reply = await self.r.xread(self.positions, count=count, block=self.block_ms)
             for stream, entries in reply or ():
                 key = _text(stream)
                 head = self._heads[key]
@@ -117,16 +138,15 @@ class Relay:
                     data = fields.get(b"data") or fields.get("data")
                     if data is not None:
                         payload = data.decode() if isinstance(data, bytes) else data
-                        try:
-                            self.queue.put_nowait(f'{head}{eid}","data":{payload}}}')
-                        except asyncio.QueueFull:
-                            raise ClientTooSlow(f"client fell {self.queue.maxsize} frames behind") from None
+                        await self._room()
+                        self.queue.put_nowait(f'{head}{eid}","data":{payload}}}')
                     self.positions[key] = eid
 
     async def pump(self, send: Callable[[str], Awaitable[None]], heartbeat_s: float) -> None:
         while True:
             try:
                 frame = await asyncio.wait_for(self.queue.get(), timeout=heartbeat_s)
+                self._space.set()
             except TimeoutError:
                 frame = heartbeat_frame()
             await send(frame)

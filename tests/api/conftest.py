@@ -55,10 +55,16 @@ def client(settings, db) -> Iterator[TestClient]:
 
 
 @contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Run ``app`` on a real uvicorn server on a free loopback port; yields the base URL."""
+def serve(app: FastAPI, send_buffer: int | None = None) -> Iterator[str]:
+    """Run ``app`` on a real uvicorn server on a free loopback port; yields ``host:port``.
+
+    ``send_buffer`` fixes SO_SNDBUF of accepted connections (inherited from the listening socket),
+    so a client that stops reading fills the kernel buffers after kilobytes instead of megabytes.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", ws_ping_interval=None))

@@ -34,11 +34,12 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_BAD_REQUEST = 4022
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_UNAVAILABLE = 1011
+CLOSE_WAIT_S = 5.0
 
 
 def _relay(request_or_ws: Request | WebSocket, settings: ApiSettings, sub: Subscription) -> Relay:
     return Relay(request_or_ws.app.state.redis, sub, queue_size=settings.live_queue_size,
-                 block_ms=settings.live_block_ms, batch=settings.live_batch)  # fmt: skip
+                 block_ms=settings.live_block_ms, batch=settings.live_batch, slow_grace_s=settings.live_slow_grace_s)  # fmt: skip
 
 
 def _token_ok(settings: ApiSettings, supplied: str | None) -> bool:
@@ -65,10 +66,13 @@ async def live_ws(ws: WebSocket, pairs: PairsQ = None, instruments: InstrumentsQ
         return
     relay = _relay(ws, settings, sub)
     metrics.live_clients.inc()
+    counted = True
     try:
         await relay.start_positions()
         error = await first_done(relay.read_forever(), relay.pump(ws.send_text, settings.live_heartbeat_s),
                                  _until_disconnect(ws))  # fmt: skip
+        metrics.live_clients.dec()  # the relay is over, even if the close handshake lingers below
+        counted = False
         if isinstance(error, ClientTooSlow):
             metrics.live_dropped.inc()
             log.info("live client dropped: %s", error)
@@ -81,7 +85,8 @@ async def live_ws(ws: WebSocket, pairs: PairsQ = None, instruments: InstrumentsQ
     except RedisError:
         await _close(ws, CLOSE_UNAVAILABLE, "stream source unavailable")
     finally:
-        metrics.live_clients.dec()
+        if counted:
+            metrics.live_clients.dec()
 
 
 async def _until_disconnect(ws: WebSocket) -> None:
@@ -93,9 +98,10 @@ async def _until_disconnect(ws: WebSocket) -> None:
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    """Send the close frame; a client that reads nothing cannot answer it, so don't wait long for that."""
     try:
-        await ws.close(code, reason[:120])
-    except (RuntimeError, OSError, WebSocketDisconnect):  # already closed by the client
+        await asyncio.wait_for(ws.close(code, reason[:120]), timeout=CLOSE_WAIT_S)
+    except (RuntimeError, OSError, WebSocketDisconnect, TimeoutError):  # gone, or not reading
         pass
 
 
