@@ -184,5 +184,10 @@ def _signal_step(
 
 
 def dedupe_key(rule: Rule, metric: Metric, kind: str) -> str:
-    """Identity of one firing: the same metric can never fire the same rule twice."""
-    return f"{rule.id}:{metric.pair}:{metric.timeframe}:{kind}:{metric.ts_event_us}"
+    """Identity of one firing: the same metric can never fire the same rule twice.
+
+    ``rule:pair:timeframe:kind:ts``; on the ``tick`` timeframe several trades can share a microsecond,
+    so the series position is appended there (``...:ts:seq``).
+    """
+    key = f"{rule.id}:{metric.pair}:{metric.timeframe}:{kind}:{metric.ts_event_us}"
+    return f"{key}:{metric.seq}" if metric.timeframe == "tick" else key

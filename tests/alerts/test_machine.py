@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import msgspec
 import orjson
 import pytest
 
 from shared.alerts.evaluate import evaluate
-from shared.alerts.machine import RuleState, step
+from shared.alerts.machine import RuleState, dedupe_key, step
 from shared.alerts.parser import parse_condition
 
 from .helpers import metric, rule, run, series
@@ -177,3 +178,17 @@ def test_changed_rule_version_starts_from_a_fresh_state():
     new_version = replace(r, version=r.version + 1)
     result = step(new_version, state, metric(2.6, 2))
     assert result.state.position == "flat" and result.state.version == new_version.version
+
+
+def test_tick_metrics_sharing_a_microsecond_keep_distinct_dedupe_keys():
+    r = rule("condition", {"trigger": "z > 2"}, timeframe="tick")
+    # seq 1 triggers, seq 2 clears, seq 3 triggers again: all three in the same microsecond
+    same_us = metric(0, 0).ts_event_us
+    ms = [msgspec.structs.replace(metric(z, i, timeframe="tick"), ts_event_us=same_us)
+          for i, z in enumerate([0.0, 2.5, 0.0, 2.5])]
+    fired, _ = run(r, ms)
+    assert fired == [(1, "trigger"), (3, "trigger")]
+    keys = {dedupe_key(r, ms[i], "trigger") for i in (1, 3)}
+    assert len(keys) == 2
+    bar = metric(2.5, 5)
+    assert dedupe_key(r, bar, "trigger") == f"1:{bar.pair}:1s:trigger:{bar.ts_event_us}"
