@@ -5,15 +5,15 @@ can only depend on closes up to and including ``t`` (no look-ahead by constructi
 
 Hedge and z-score (``method``):
 
-* ``"ols"``: exactly the live worker's ``shared.analytics.pair_stream.PairSignalStream`` (rolling
-  OLS of y on x over ``window`` bars; spread = y - beta * x; z = last residual over the residual
-  standard deviation of the window, i.e. the z-score of the spread over the window with today's
-  beta). Backtest and live therefore share one definition.
-* ``"kalman"``: ``shared.analytics.kalman.KalmanHedge`` (time-varying beta/alpha; its OLS warm-up
-  uses ``window`` bars, its state noise is ``kalman_delta``), spread y - beta_t * x_t, z from
-  ``RollingZScore(window)`` over that spread (fed once the filter is warm).
-* ``"fixed"``: a constant hedge ratio ``fixed_beta`` (e.g. from a prior fit), spread y - beta * x,
-  z from ``RollingZScore(window)``.
+* every method of the live worker (``"ols"``, ``"kalman"``, ``"huber"``, ``"theil_sen"``) runs
+  exactly the live code, ``shared.analytics.pair_stream.PairSignalStream(window, method,
+  kalman_delta)``, so backtest and live share one definition. For ``"ols"``: rolling OLS of y on x
+  over ``window`` bars, spread = y - beta * x, z = the z-score of the window's spread with today's
+  beta. For ``"kalman"``: the streaming Kalman hedge (warm-up = window), spread y - beta_t * x_t,
+  z = the one-step prediction error over its predicted standard deviation. Huber / Theil-Sen refit
+  the window at every bar (slow: O(window) / O(window^2) per bar);
+* ``"fixed"`` (research only): a constant hedge ratio ``fixed_beta`` (e.g. from a prior fit),
+  spread y - beta * x, z from ``RollingZScore(window)`` over it.
 
 Position state machine (``target``: +1 long spread = long y / short x, -1 short spread, 0 flat):
 
@@ -31,16 +31,17 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.analytics.kalman import KalmanHedge
+from shared.analytics import pair_stream
 from shared.analytics.pair_stream import PairSignalStream
 from shared.analytics.rolling import RollingZScore
 from shared.errors import InvalidInput
 
-HedgeMethod = Literal["ols", "kalman", "fixed"]
-HEDGE_METHODS: tuple[str, ...] = ("ols", "kalman", "fixed")
+HedgeMethod = Literal["ols", "kalman", "huber", "theil_sen", "fixed"]
+LIVE_METHODS: tuple[str, ...] = tuple(pair_stream.HEDGE_METHODS)
+HEDGE_METHODS: tuple[str, ...] = (*LIVE_METHODS, "fixed")
 
-# Beta random-walk variance per bar of the Kalman hedge (see shared.analytics.kalman for its scale).
-DEFAULT_KALMAN_DELTA = 1e-7
+# The live worker's Kalman state noise per bar (see shared.analytics.pair_stream).
+DEFAULT_KALMAN_DELTA = pair_stream.DEFAULT_KALMAN_DELTA
 
 REASON_ENTRY = "entry"
 REASON_EXIT = "exit"
@@ -94,11 +95,11 @@ class BarSignal:
     reason: str
 
 
-class _OlsSource:
-    """The live worker's definition (``PairSignalStream``)."""
+class _LiveSource:
+    """The live worker's hedge, spread and z-score (``PairSignalStream``)."""
 
-    def __init__(self, window: int) -> None:
-        self._stream = PairSignalStream(window, "ols")
+    def __init__(self, window: int, method: str, kalman_delta: float) -> None:
+        self._stream = PairSignalStream(window, method, kalman_delta)
 
     def update(self, y: float, x: float) -> tuple[bool, float, float, float]:
         s = self._stream.update(y, x)
@@ -111,7 +112,7 @@ class _OlsSource:
 class _SpreadZSource:
     """A hedge ratio source plus ``RollingZScore`` over y - beta * x (fed only once the hedge is warm)."""
 
-    def __init__(self, window: int, hedge: _FixedHedge | _KalmanHedge) -> None:
+    def __init__(self, window: int, hedge: _FixedHedge) -> None:
         self._hedge = hedge
         self._z = RollingZScore(window)
 
@@ -134,22 +135,11 @@ class _FixedHedge:
         return self._beta
 
 
-class _KalmanHedge:
-    def __init__(self, delta: float, warmup: int) -> None:
-        self._kf = KalmanHedge(delta=delta, warmup=warmup)
-
-    def update(self, y: float, x: float) -> float:
-        self._kf.update(x, y)
-        return float(self._kf.beta) if self._kf.warm else math.nan
-
-
-def _make_source(params: SignalParams) -> _OlsSource | _SpreadZSource:
-    if params.method == "ols":
-        return _OlsSource(params.window)
+def _make_source(params: SignalParams) -> _LiveSource | _SpreadZSource:
     if params.method == "fixed":
         assert params.fixed_beta is not None  # checked in SignalParams
         return _SpreadZSource(params.window, _FixedHedge(params.fixed_beta))
-    return _SpreadZSource(params.window, _KalmanHedge(params.kalman_delta, params.window))
+    return _LiveSource(params.window, params.method, params.kalman_delta)
 
 
 class SignalEngine:

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from shared.analytics.kalman import KalmanHedge
+from shared.analytics.pair_stream import PairSignalStream
 from shared.errors import InvalidInput
 from shared.research.pair_bars import PairBars
 from shared.research.signals import SignalEngine, SignalParams
@@ -95,7 +97,7 @@ def test_short_entry_and_exit_on_reversion() -> None:
         (dict(entry=1.0, exit=1.0), "0 <= exit < entry < stop"),
         (dict(entry=5.0, stop=4.0), "0 <= exit < entry < stop"),
         (dict(window=2), "window"),
-        (dict(method="huber"), "unknown hedge method"),
+        (dict(method="garch"), "unknown hedge method"),
         (dict(method="fixed"), "fixed_beta"),
         (dict(fixed_beta=1.0), "only used with method 'fixed'"),
         (dict(max_hold_bars=0), "max_hold_bars"),
@@ -110,3 +112,28 @@ def test_bad_prices_are_rejected() -> None:
     eng = SignalEngine(SignalParams())
     with pytest.raises(InvalidInput, match="positive and finite"):
         eng.update(float("nan"), 1.0)
+
+
+def test_kalman_signal_is_the_filters_standardised_prediction_error(planted_bars: PairBars) -> None:
+    # Chan's signal: e_t / sqrt(Q_t) from shared.analytics.kalman.KalmanHedge, warm-up = window.
+    window, delta = 50, 1e-8
+    kf = KalmanHedge(delta=delta, warmup=window)
+    eng = SignalEngine(SignalParams(window=window, method="kalman", kalman_delta=delta))
+    y, x = planted_bars.y.close[:300], planted_bars.x.close[:300]
+    for t, (a, b) in enumerate(zip(y, x, strict=True)):
+        step = kf.update(float(b), float(a))
+        sig = eng.update(float(a), float(b))
+        if kf.warm and math.isfinite(step.beta):
+            assert sig.z == pytest.approx(step.spread / math.sqrt(step.spread_var), rel=1e-12)
+            assert sig.beta == step.beta and sig.spread == pytest.approx(a - step.beta * b, rel=1e-15)
+        else:
+            assert math.isnan(sig.z), t
+
+
+@pytest.mark.parametrize("method", ["ols", "kalman"])
+def test_backtest_signal_equals_the_live_stream(planted_bars: PairBars, method: str) -> None:
+    live = PairSignalStream(80, method)
+    eng = SignalEngine(SignalParams(window=80, method=method))  # type: ignore[arg-type]
+    for a, b in zip(planted_bars.y.close[:400], planted_bars.x.close[:400], strict=True):
+        s, sig = live.update(float(a), float(b)), eng.update(float(a), float(b))
+        assert (sig.z if math.isfinite(sig.z) else None) == s.zscore
