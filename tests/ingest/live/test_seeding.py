@@ -27,10 +27,10 @@ async def _seed_and_stream(tape: Tape, venue: str, kind: str, lookback_s: float,
         if play_at_once:  # live frames arrive while the seed is still loading: they are held, then joined
             await wait_until(lambda: ingest.slots[0].current is not None, 5, "connection")
             fb.play(rate_per_s=150)
-        await wait_until(lambda: seq.last_id is not None and seq.last_id >= tape.trade_id(PRELOAD - 1), 10, "seed")
+        await wait_until(lambda: seq.last_id is not None and seq.last_id >= tape.trade_id(PRELOAD - 1), 30, "seed")
         if not play_at_once:
             fb.play(rate_per_s=150)
-        await wait_until(lambda: seq.last_id == tape.trade_id(len(tape.payloads) - 1), 20, "the last trade")
+        await wait_until(lambda: seq.last_id == tape.trade_id(len(tape.payloads) - 1), 40, "the last trade")
         await ingest.publisher.flush(5)
         stats = seq.stats
     ticks = read_ticks(rclient, cfg, instrument)
