@@ -186,5 +186,5 @@ def aligned_bars(y: pd.Series, x: pd.Series, timeframe: str) -> pd.DataFrame:
             f"the two files do not overlap in time: y covers {by.index[0]} .. {by.index[-1]}, "
             f"x covers {bx.index[0]} .. {bx.index[-1]}"
         )
-    both = pd.concat({"y": by, "x": bx}, axis=1, join="outer").sort_index().ffill()
+    both = pd.concat({"y": by, "x": bx}, axis=1, join="outer", sort=True).ffill()
     return both.loc[start:end].dropna()
