@@ -78,6 +78,7 @@ class Exchange:
         self.weight_minute = 0
         self.weight_used = 0
         self.broken_dumps: set[str] = set()
+        self.rest_hidden: dict[tuple[str, str], list[tuple[int, int]]] = {}
         self.closed_clients: list[Client] = []
         self._playing: asyncio.Task[None] | None = None
 
@@ -199,7 +200,14 @@ class Exchange:
 
     def payload_rows(self, venue: str, symbol: str, kind: str) -> list[dict[str, Any]] | None:
         tape = self.tape(venue, symbol, kind)
-        return None if tape is None else tape.released_payloads()
+        if tape is None:
+            return None
+        rows = tape.released_payloads()
+        hidden = self.rest_hidden.get((venue, tape.stream))
+        if hidden:
+            key = tape.id_field
+            rows = [r for r in rows if not any(a <= int(r[key]) <= b for a, b in hidden)]
+        return rows
 
 
 __all__ = ["Client", "Exchange", "RestCall", "SPOT", "USDM", "delivers", "usdm_category"]

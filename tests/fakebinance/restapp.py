@@ -110,10 +110,7 @@ def answer(exchange: Exchange, venue: str, name: str, params: dict[str, str]) ->
     from_id = _int(params, "fromId")
     start, end = _int(params, "startTime"), _int(params, "endTime")
     if from_id is not None:
-        if rows:
-            first = int(rows[0][id_key])
-            rows = rows[max(0, from_id - first):]
-        picked = rows[:limit]
+        picked = [r for r in rows if int(r[id_key]) >= from_id][:limit]
     elif kind == "aggTrade" and (start is not None or end is not None):
         if start is not None and end is not None and end - start >= HOUR_MS:
             return _error(400, -1127, "More than 1 hours between startTime and endTime.")

@@ -184,6 +184,13 @@ class FakeBinance:
         """Never send trade ids ``first..last`` of ``stream`` on any socket (REST still has them)."""
         self.call(lambda: self.exchange.skipped.setdefault((venue, stream), []).append((first, last)))
 
+    def hide_from_rest(self, venue: str, stream: str, first: int, last: int) -> None:
+        """REST never returns trade ids ``first..last`` of ``stream`` (as if Binance lost them)."""
+        self.call(lambda: self.exchange.rest_hidden.setdefault((venue, stream), []).append((first, last)))
+
+    def weight_used(self) -> int:
+        return self.call(lambda: self.exchange.weight_used)
+
     def throttle(self, status: int = 429, retry_after_s: float = 1.0, count: int = 1) -> None:
         """The next ``count`` REST calls answer ``status`` with ``Retry-After``."""
         self.call(lambda: self.exchange.throttles.extend([(status, retry_after_s)] * count))
