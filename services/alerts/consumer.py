@@ -55,14 +55,34 @@ class MetricConsumer:
         if not self.streams:
             return []
         start = "0" if own_pending else ">"
-        reply = await self.client.xreadgroup(
-            ALERTS_GROUP,
-            self.consumer,
-            {s: start for s in sorted(self.streams)},
-            count=count,
-            block=None if own_pending else block_ms,
-        )
+        try:
+            reply = await self.client.xreadgroup(
+                ALERTS_GROUP,
+                self.consumer,
+                {s: start for s in sorted(self.streams)},
+                count=count,
+                block=None if own_pending else block_ms,
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self._repair()  # a stream was deleted (pair removed) or its group destroyed
+            return []
         return self._entries(reply)
+
+    async def _repair(self) -> None:
+        """Forget deleted streams and rejoin streams whose group disappeared."""
+        for stream in sorted(self.streams):
+            if not await self.client.exists(stream):
+                self.streams.discard(stream)
+                log.info("metric stream %s is gone; no longer consuming it", stream)
+                continue
+            try:
+                await self.client.xgroup_create(stream, ALERTS_GROUP, id=self.start_id, mkstream=False)
+                log.warning("group %s was missing on %s; recreated from %s", ALERTS_GROUP, stream, self.start_id)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
     @staticmethod
     def _entries(reply) -> list[Entry]:

@@ -139,3 +139,16 @@ def test_full_delivery_queue_never_blocks_and_outbox_delivers_each_event_once(
     ids = [h[EVENT_ID_HEADER] for _, h, _ in receiver.requests]
     assert len(ids) == len(set(ids)) == 5
     assert "delivery queue full: 4 events left for the outbox scan" in caplog.text
+
+
+def test_a_deleted_metric_stream_does_not_stop_the_others(db, redis_client, alerts_settings, insert_rule,
+                                                          start_worker):
+    other = "binance-usdm.SOLUSDT~binance-usdm.BNBUSDT"
+    insert_rule("condition", {"trigger": "z > 2"})
+    worker = start_worker()
+    publish(redis_client, alerts_settings, series([0.0]) + series([0.0], pair=other))
+    wait_for(lambda: worker.worker.counts["metrics"] == 2, what="both streams consumed")
+    redis_client.delete(alerts_settings.keys.metrics(PAIR))  # the pair was removed
+    publish(redis_client, alerts_settings, series([0.0, 2.5], pair=other)[1:])
+    wait_for(lambda: db.execute("SELECT pair FROM alert_events").fetchall() == [(other,)], what="other pair fires")
+    assert alerts_settings.keys.metrics(PAIR) not in worker.worker.consumer.streams
