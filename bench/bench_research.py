@@ -16,6 +16,8 @@ runs and machines. Side-by-side ratios in the same run:
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +57,13 @@ def _timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - t, out
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process plus its finished children (the pool workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _pair_bars(u: Universe) -> PairBars:
     p = u.planted[0]
     return PairBars.from_frames(u.bars(p.y), u.bars(p.x))
@@ -84,13 +93,16 @@ def run(sizes: Sizes, workers: int) -> list[tuple[str, str, float, str]]:
     tn, _ = _timed(lambda: screen(sub, "1m", workers=workers))
     k = sizes.subset * (sizes.subset - 1) // 2
     rows.append((f"screen subset, 1 process vs {workers}", f"{k} pairs", t1, f"s; speed-up {t1 / tn:.2f}x with {workers}"))
+    cpu0 = _cpu_seconds()
     t_all, result = _timed(lambda: screen(closes, "1m", workers=workers))
+    cpu = _cpu_seconds() - cpu0
     found = {frozenset((r["y"], r["x"])) for r in result.ranked.to_dict("records")}  # type: ignore[attr-defined]
     hits = len(found & u.planted_set())
     rows.append((f"screen {sizes.instruments} instruments, {workers} processes",
                  f"{n_pairs} pairs x {sizes.bars} bars", t_all,
-                 f"s (target < 60 s for 50 x 10 000); {hits}/{len(u.planted)} planted pairs found, "
-                 f"{len(found) - hits} others pass"))
+                 f"s wall, {cpu:.1f} s CPU (target < 60 s for 50 x 10 000; load average "
+                 f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores); {hits}/{len(u.planted)} planted pairs "
+                 f"found, {len(found) - hits} others pass"))
 
     # Backtest of one long series: OLS vs Kalman hedge.
     long_u = generate_universe(UniverseSpec(n_instruments=2, n_pairs=1, n_bars=sizes.backtest_bars, seed=4))
