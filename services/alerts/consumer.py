@@ -68,7 +68,10 @@ class MetricConsumer:
                 raise
             await self._repair()  # a stream was deleted (pair removed) or its group destroyed
             return []
-        return self._entries(reply)
+        entries, trimmed = self._entries(reply)
+        if trimmed:  # pending entries trimmed from the stream: nothing left to process, drop them from the PEL
+            await self.ack(trimmed)
+        return entries
 
     async def _repair(self) -> None:
         """Forget deleted streams and rejoin streams whose group disappeared."""
@@ -85,15 +88,15 @@ class MetricConsumer:
                     raise
 
     @staticmethod
-    def _entries(reply) -> list[Entry]:
-        out = []
+    def _entries(reply) -> tuple[list[Entry], list[Entry]]:
+        """(entries to process, pending entries whose data was trimmed away)."""
+        out, trimmed = [], []
         items = reply.items() if isinstance(reply, dict) else (reply or [])
         for stream, messages in items:
             for entry_id, fields in messages:
-                if fields is None:  # trimmed away while pending
-                    continue
-                out.append(Entry(_s(stream), _s(entry_id), fields))
-        return out
+                entry = Entry(_s(stream), _s(entry_id), fields or {})
+                (out if fields is not None else trimmed).append(entry)
+        return out, trimmed
 
     async def claim_stale(self, min_idle_ms: int, count: int) -> list[Entry]:
         """XAUTOCLAIM every stream's entries idle for ``min_idle_ms`` (a dead consumer's work)."""
