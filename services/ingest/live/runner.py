@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from services.ingest.live import health
 from services.ingest.live.history import TradeHistory
@@ -20,8 +21,8 @@ from services.ingest.live.slot import ConnectionSlot
 from services.ingest.normalize import parse_trade_payload
 from services.ingest.publisher import TickPublisher
 from shared.config import CommonSettings
-from shared.errors import ConfigError
-from shared.messages import GapEvent, Source, Tick, to_fields
+from shared.errors import ConfigError, PairsError
+from shared.messages import GapEvent, Source, Tick, from_fields, to_fields
 from shared.streams import GAP_STREAM_MAXLEN
 from shared.timeutil import now_us
 
@@ -89,8 +90,11 @@ class LiveIngest:
     async def run(self, stop: asyncio.Event) -> None:
         """Ingest until ``stop`` is set; then stop the sockets and flush (a publisher we built)."""
         own_writer = self.publisher.start() if self._own_publisher else None
-        if self.settings.seed_lookback_s > 0:
-            for seq in self.sequencers.values():
+        resume = await self._recent_last_ids()
+        for instrument, seq in self.sequencers.items():
+            if instrument in resume:
+                seq.resume_after(resume[instrument])
+            elif self.settings.seed_lookback_s > 0:
                 seq.start_seed()
         tasks = [asyncio.create_task(slot.run(), name=f"slot:{slot.name}") for slot in self.slots]
         status_task = asyncio.create_task(self._status_loop(), name="live-status")
@@ -116,6 +120,29 @@ class LiveIngest:
             await self.usdm_rest.close()
             if self._own_status:
                 await health.clear_heartbeat(self.redis, self.keys, self.settings.instance)
+
+    async def _recent_last_ids(self) -> dict[str, int]:
+        """Last trade id this feed published per instrument, when recent enough to resume without a gap.
+
+        A restart then re-fetches exactly the ids it missed instead of re-seeding (no duplicates);
+        ticks written by a replay or the simulator are not ours and are ignored.
+        """
+        out: dict[str, int] = {}
+        max_age_us = int(self.settings.resume_max_age_s * 1e6)
+        if max_age_us <= 0:
+            return out
+        for instrument in self.sequencers:
+            try:
+                entries = await self.redis.xrevrange(self.keys.ticks(instrument), count=1)
+                tick = from_fields(entries[0][1], Tick) if entries else None
+            except (RedisError, PairsError) as exc:
+                log.warning("%s: cannot read the last published tick (%s); not resuming", instrument, exc)
+                continue
+            if (isinstance(tick, Tick) and tick.source in ("live", "backfill", "seed")
+                    and now_us() - tick.ts_ingest_us <= max_age_us):
+                out[instrument] = tick.trade_id
+                log.info("%s: resuming after trade id %d", instrument, tick.trade_id)
+        return out
 
     def status_with_verdict(self) -> dict[str, Any]:
         status = self.status()

@@ -121,6 +121,12 @@ class StreamSequencer:
         self.catching_up = True
         self._task = asyncio.create_task(self._seed_then_catch_up(), name=f"seed:{self.spec.instrument}")
 
+    def resume_after(self, last_published_id: int) -> None:
+        """Continue a previous run: fetch every id after ``last_published_id`` before live ticks."""
+        self.last_id = last_published_id
+        self._open_ended = True
+        self._start(grace=False)
+
     @property
     def busy(self) -> bool:
         return self.catching_up

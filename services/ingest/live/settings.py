@@ -84,6 +84,9 @@ class LiveSettings(CommonSettings):
     held_ticks_max: int = Field(100_000, gt=0, description="live ticks held per stream while backfilling")
     seed_lookback_s: float = Field(900.0, ge=0, description="history loaded at start (0 disables seeding)")
     seed_max_pages: int = Field(20, ge=1)
+    resume_max_age_s: float = Field(
+        900.0, ge=0, description="on start, continue from the last live tick in Redis if it is this recent (0: never)"
+    )
 
     # Publishing and health.
     queue_size: int = Field(200_000, gt=0)

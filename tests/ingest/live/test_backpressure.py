@@ -56,3 +56,21 @@ async def test_ids_missing_from_rest_become_a_gap_event(tapes, fake_factory, key
     last = tape.trade_id(len(tape.payloads) - 1)
     assert ids == [i for i in range(ids[0], last + 1) if not lost[0] <= i <= lost[1]]
     assert rest.used_weight_1m == weight_seen_by_server > 0  # X-MBX-USED-WEIGHT-1M is tracked
+
+
+async def test_restart_resumes_after_the_last_published_id(tapes, fake_factory, key_prefix, rclient) -> None:
+    tape = _spot_tape(tapes)
+    instrument = f"binance-spot.{tape.symbol}"
+    fb = fake_factory([tape])
+    cfg = live_settings(key_prefix, fb, instruments=[instrument], seed_lookback_s=3600.0)
+    async with running(cfg) as ingest:
+        await wait_until(lambda: ingest.slots[0].current is not None, 5, "connection")
+        fb.play(rate_per_s=150)
+        await wait_until(lambda: (ingest.sequencers[instrument].last_id or 0) >= tape.trade_id(60), 10, "some ticks")
+    # Down while trading goes on; the restart must fetch exactly what it missed, not re-seed.
+    await wait_until(lambda: len(fb.released(SPOT, tape.stream)) > 150, 10, "trades while down")
+    async with running(cfg) as ingest:
+        await _complete(ingest, tape, instrument)
+        stats = ingest.sequencers[instrument].stats
+    assert stats.published_seed == 0 and stats.published_backfill > 0
+    assert_exact(read_ticks(rclient, cfg, instrument), tape, first_id=tape.first_id)
