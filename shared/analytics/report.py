@@ -22,7 +22,13 @@ from shared.analytics.kalman import kalman_hedge
 from shared.analytics.leadlag import cross_correlation
 from shared.analytics.meanrev import half_life, hurst
 from shared.analytics.series import describe, log_returns, rolling_correlation, rolling_zscore, spread
-from shared.analytics.validation import as_pair, check_choice, check_min_points, check_window
+from shared.analytics.validation import (
+    as_pair,
+    check_choice,
+    check_min_points,
+    check_not_constant,
+    check_window,
+)
 from shared.errors import InvalidInput
 
 METHODS = ("ols", "kalman", "huber", "theil_sen")
@@ -108,8 +114,9 @@ def analyze_pair(
     ``zscore`` (latest rolling z-score of the OLS spread).
     """
     ya, xa = as_pair(y_prices, x_prices, min_points=MIN_BARS)
+    check_not_constant(ya, "y")  # x is checked by as_pair; a flat leg has no hedge to speak of
     w = check_window(window, ya.shape[0], minimum=3)
-    chosen = tuple(dict.fromkeys(methods))
+    chosen = tuple(dict.fromkeys((methods,) if isinstance(methods, str) else methods))
     if not chosen:
         raise InvalidInput(f"at least one hedge method is required; choose from {', '.join(METHODS)}")
     for method in chosen:

@@ -105,6 +105,7 @@ def test_generated_pair_reads_as_cointegrated(report: dict) -> None:
 def test_method_subset_and_order(bars: pd.DataFrame) -> None:
     out = analyze_pair(bars["y"], bars["x"], timeframe="1s", window=60, methods=("theil_sen", "ols", "ols"))
     assert list(out["hedge"]) == ["theil_sen", "ols"]
+    assert list(analyze_pair(bars["y"], bars["x"], timeframe="1s", window=60, methods="huber")["hedge"]) == ["huber"]
 
 
 @pytest.mark.parametrize(
@@ -131,5 +132,7 @@ def test_bad_series_give_clear_errors(bars: pd.DataFrame) -> None:
         analyze_pair(y[:30], x[:30], timeframe="1s", window=10)
     with pytest.raises(InvalidInput, match="NaN at position 5"):
         analyze_pair(np.r_[y[:5], np.nan, y[6:]], x, timeframe="1s", window=60)
-    with pytest.raises(InvalidInput, match="constant"):
+    with pytest.raises(InvalidInput, match="x is constant"):
         analyze_pair(y, np.full_like(x, 3.0), timeframe="1s", window=60)
+    with pytest.raises(InvalidInput, match="y is constant"):
+        analyze_pair(np.full_like(y, 3.0), x, timeframe="1s", window=60)
