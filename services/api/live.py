@@ -130,6 +130,10 @@ class Relay:
             free = self.queue.maxsize - self.queue.qsize()
             count = max(1, min(self.batch, free // per_stream))
             reply = await self.r.xread(self.positions, count=count, block=self.block_ms)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # the Redis client may absorb a cancellation that lands during a blocking read; honour it here
+                raise asyncio.CancelledError
             for stream, entries in reply or ():
                 key = _text(stream)
                 head = self._heads[key]
