@@ -22,7 +22,6 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy.linalg.lapack import dpotrf
-from scipy.special import ndtr
 from statsmodels.tsa import adfvalues
 
 from shared.analytics.validation import as_float_array, check_min_points
@@ -34,6 +33,7 @@ Autolag = Literal["AIC", "BIC", "t-stat"]
 _N_TREND = {"n": 0, "c": 1, "ct": 2}
 _AUTOLAG = {"aic": "AIC", "bic": "BIC", "t-stat": "t-stat"}
 _LOG_2PI = math.log(2.0 * math.pi)
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
 _T_STOP = 1.6448536269514722  # one-sided 5 % normal quantile, adfuller's t-stat stopping rule
 
 
@@ -88,7 +88,7 @@ def mackinnon_pvalue(stat: float, regression: str, n_series: int = 1) -> float:
     value = 0.0
     for coef in _surface(regression, n_series, stat <= adfvalues._tau_stars[regression][i]):
         value = value * stat + coef
-    return float(ndtr(value))
+    return 0.5 * math.erfc(-value * _INV_SQRT2)  # the standard normal cdf (scipy's ndtr, minus its dispatch)
 
 
 @lru_cache(maxsize=4096)
@@ -107,7 +107,9 @@ def default_maxlag(nobs: int, regression: str) -> int:
 
 
 def _checked_maxlag(maxlag: Any, n: int, ntrend: int) -> int:
-    if isinstance(maxlag, bool) or not isinstance(maxlag, numbers.Integral) or maxlag < 0:
+    if type(maxlag) is not int and (isinstance(maxlag, bool) or not isinstance(maxlag, numbers.Integral)):
+        raise InvalidInput(f"maxlag must be a non-negative integer, got {maxlag!r}")
+    if maxlag < 0:
         raise InvalidInput(f"maxlag must be a non-negative integer, got {maxlag!r}")
     if maxlag > n // 2 - ntrend - 1:
         raise InvalidInput(f"maxlag={maxlag} too large for {n} points: at most n // 2 - 1 - ntrend = {n // 2 - ntrend - 1}")
