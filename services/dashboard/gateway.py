@@ -17,6 +17,7 @@ import httpx
 from services.dashboard.timefmt import to_us
 
 API = "/api/v1"
+INGEST_RATE_METRIC = "pairs_ingest_ticks_per_second"
 
 
 class GatewayError(Exception):
@@ -59,9 +60,28 @@ def problems_of(detail: Any) -> list[str]:
             loc = item.get("field") or ".".join(str(p) for p in item.get("loc", []) if p != "body")
             msg = item.get("problem") or item.get("msg") or "invalid"
             pos = (item.get("ctx") or {}).get("position")
-            lines.append(f"{loc}: {msg}" + (f" (column {pos})" if pos else "") if loc else str(msg))
+            if pos and "column" not in msg:
+                msg = f"{msg} (column {pos})"
+            lines.append(f"{loc}: {msg}" if loc else str(msg))
         return lines or ["invalid request"]
     return [str(detail)]
+
+
+def prometheus_gauge(text: str, name: str, label: str) -> dict[str, float]:
+    """{label value: sample} of one metric in Prometheus exposition text."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        labels, _, value = line[len(name) + 1:].rpartition("} ")
+        for part in labels.split(","):
+            key, _, quoted = part.partition("=")
+            if key.strip() == label:
+                try:
+                    out[quoted.strip().strip('"')] = float(value)
+                except ValueError:
+                    pass
+    return out
 
 
 def _iso(ts_us: int | None) -> str | None:
@@ -148,6 +168,10 @@ class Gateway:
 
     def system(self) -> dict:
         return self.get("/system")
+
+    def ingest_rates(self) -> dict[str, float]:
+        """Ticks/s per instrument from the gateway's Prometheus text (``pairs_ingest_ticks_per_second``)."""
+        return prometheus_gauge(self.request("GET", "/metrics").text, INGEST_RATE_METRIC, "instrument")
 
     def analysis(self, body: dict) -> dict:
         return self.post("/analysis", body, slow=True)

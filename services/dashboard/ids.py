@@ -13,6 +13,7 @@ LIVE_TIMEFRAME = "live-timeframe"
 LIVE_ENTRY = "live-entry"
 LIVE_EXIT = "live-exit"
 LIVE_TICK = "live-tick"
+LIVE_WANTED = "live-wanted"  # store: pair / timeframe asked for in the URL query
 LIVE_STATE = "live-state"  # store: cursor (last seq / bar times) of what is drawn
 LIVE_PRICE_GRAPH = "live-price-graph"
 LIVE_SPREAD_GRAPH = "live-spread-graph"

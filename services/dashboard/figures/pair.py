@@ -165,7 +165,7 @@ def stat_cards(latest: dict[str, Any] | None, signal: str, timeframe: str, now_s
     half = {"label": "half-life", "value": _number(hl, ".1f") if finite_hl else "∞",
             "note": f"bars of {timeframe}", "colour": theme.TEXT if finite_hl else theme.RED}
     sig_colour = {"long": theme.GREEN, "short": theme.RED}.get(signal, theme.MUTED)
-    sig_note = {"long": "buy spread: long y, short β·x", "short": "sell spread: short y, long β·x"}.get(signal, "no position")
+    sig_note = {"long": "long y / short β·x", "short": "short y / long β·x"}.get(signal, "no position")
     age = max(0.0, now_s - int(latest["ts_us"]) / 1e6 - _timeframe_s(timeframe))
     fresh = age <= max(stale_after_s, 2 * _timeframe_s(timeframe))
     return [

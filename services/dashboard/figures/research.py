@@ -112,12 +112,21 @@ def equity_figure(curve: dict[str, list], tz_offset_min: int | None = None) -> g
 
 def lag_figure(lag: Sequence[dict[str, Any]]) -> go.Figure:
     """Consumer-group lag and pending entries per (stream, group), horizontal bars."""
-    labels = [f"{row['group']} ← {row['stream']}" for row in lag]
+    labels = [f"{row['group']} ← {stream_label(row['stream'])}" for row in lag]
     fig = theme.base_figure("Stream lag per consumer group", height=max(200, 40 + 28 * len(labels)),
                             hovermode="closest", barmode="group")
     fig.add_trace(go.Bar(y=labels, x=[row["lag"] for row in lag], orientation="h", name="lag (undelivered)",
                          marker_color=[theme.RED if row["lag"] > 1000 else theme.BLUE for row in lag]))
     fig.add_trace(go.Bar(y=labels, x=[row["pending"] for row in lag], orientation="h", name="pending (unacked)",
                          marker_color=theme.AMBER))
-    fig.update_layout(margin={"l": 280})
+    fig.update_yaxes(automargin=True)
     return fig
+
+
+def stream_label(stream: str) -> str:
+    """``<prefix>ticks:binance-spot.BTCUSDT`` -> ``ticks:binance-spot.BTCUSDT`` (the namespace is noise here)."""
+    for kind in ("ticks:", "metrics:"):
+        at = stream.rfind(kind)
+        if at >= 0:
+            return stream[at:]
+    return stream

@@ -34,7 +34,8 @@ SNAPSHOT_COLUMNS = ["pair", "timeframe", "z", "zone", "beta", "corr", "adf_p", "
 THRESHOLD_SHAPES = 5  # pf.threshold_shapes draws five lines before the region bands
 
 
-def layout(**_query: str) -> html.Div:
+def layout(pair: str | None = None, timeframe: str | None = None, **_query: str) -> html.Div:
+    """``?pair=Y~X&timeframe=1s`` preselects (links from alerts or other tools land on the right view)."""
     rt = runtime.current()
     return html.Div([
         html.Div(className="controls", children=[
@@ -57,12 +58,14 @@ def layout(**_query: str) -> html.Div:
                                               table(ids.LIVE_SNAPSHOT, columns=SNAPSHOT_COLUMNS, page_size=20)]),
         dcc.Interval(id=ids.LIVE_TICK, interval=rt.settings.refresh_ms),
         dcc.Store(id=ids.LIVE_STATE),
+        dcc.Store(id=ids.LIVE_WANTED, data={"pair": pair, "timeframe": timeframe}),
     ])
 
 
 @callback(Output(ids.LIVE_PAIR, "options"), Output(ids.LIVE_PAIR, "value"),
-          Input(ids.LIVE_TICK, "n_intervals"), State(ids.LIVE_PAIR, "options"), State(ids.LIVE_PAIR, "value"))
-def pair_options(n: int | None, options: list | None, value: str | None):
+          Input(ids.LIVE_TICK, "n_intervals"), State(ids.LIVE_PAIR, "options"), State(ids.LIVE_PAIR, "value"),
+          State(ids.LIVE_WANTED, "data"))
+def pair_options(n: int | None, options: list | None, value: str | None, wanted: dict | None):
     if options and (n or 0) % 15:  # re-read the pair list every 15 refreshes, not every second
         return no_update, no_update
     try:
@@ -71,12 +74,14 @@ def pair_options(n: int | None, options: list | None, value: str | None):
         return no_update, no_update
     opts = [{"label": pair_label(p["id"]), "value": p["id"]} for p in pairs]
     known = [o["value"] for o in opts]
+    if value not in known:
+        value = (wanted or {}).get("pair")
     return opts, value if value in known else (known[0] if known else None)
 
 
 @callback(Output(ids.LIVE_TIMEFRAME, "options"), Output(ids.LIVE_TIMEFRAME, "value"),
-          Input(ids.LIVE_PAIR, "value"), State(ids.LIVE_TIMEFRAME, "value"))
-def timeframe_options(pair: str | None, current: str | None):
+          Input(ids.LIVE_PAIR, "value"), State(ids.LIVE_TIMEFRAME, "value"), State(ids.LIVE_WANTED, "data"))
+def timeframe_options(pair: str | None, current: str | None, wanted: dict | None):
     if not pair:
         return [], None
     try:
@@ -84,7 +89,8 @@ def timeframe_options(pair: str | None, current: str | None):
     except GatewayError:
         return no_update, no_update
     tfs = list(config["timeframes"]) if config else ["1m"]
-    choice = current if current in tfs else ("1m" if "1m" in tfs else tfs[0])
+    preferred = current or (wanted or {}).get("timeframe")
+    choice = preferred if preferred in tfs else ("1m" if "1m" in tfs else tfs[0])
     return tfs, choice
 
 

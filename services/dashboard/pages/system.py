@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import dash
-from dash import Input, Output, State, callback, dcc, html
+from dash import Input, Output, callback, dcc, html
 
 from services.dashboard import ids, runtime
 from services.dashboard.components import card, error_message, message, table
@@ -23,7 +23,7 @@ def layout(**_query: str) -> html.Div:
     return html.Div([
         html.Div(id=ids.SYSTEM_MESSAGE),
         html.Div(className="panel", children=[html.H3("Feeds"), html.Div(id=ids.SYSTEM_FEEDS, className="cards")]),
-        html.Div(className="panel", children=[html.H3("Ingest rate (entries added to tick streams)"),
+        html.Div(className="panel", children=[html.H3("Ingest rate (ticks added per second)"),
                                               html.Div(id=ids.SYSTEM_RATES, className="cards")]),
         html.Div(className="grid-2", children=[
             html.Div(className="panel", children=[html.H3("Worker heartbeats"), table(ids.SYSTEM_WORKERS, columns=[
@@ -37,7 +37,6 @@ def layout(**_query: str) -> html.Div:
                 "group", "entries"])]),
         ]),
         dcc.Interval(id=ids.SYSTEM_TICK, interval=2000),
-        dcc.Store(id="system-previous"),
     ])
 
 
@@ -72,53 +71,60 @@ def feed_cards(feeds: dict[str, Any]) -> list:
     return out
 
 
-def rate_cards(previous: dict | None, workers: list[dict], now: float) -> tuple[list, dict]:
-    """Ticks/s per ingest instance from its heartbeat counters between two refreshes."""
-    current, cards = {}, []
-    for w in workers:
-        hb = w.get("heartbeat")
-        if w["service"] != "ingest" or not isinstance(hb, dict):
-            continue
-        count = next((hb[k] for k in ("published", "ticks", "ticks_published") if isinstance(hb.get(k), int | float)),
-                     None)
-        if count is None:
-            continue
-        key = w["instance"]
-        current[key] = [now, count]
-        if previous and key in previous and now > previous[key][0]:
-            rate = (count - previous[key][1]) / (now - previous[key][0])
-            cards.append(card(f"ingest {key}", f"{rate:,.1f}/s", f"{count:,} ticks published"))
-    if not cards:
-        cards = [message("Rate appears after two refreshes of an ingest heartbeat with a published counter.", "info")]
-    return cards, current
+def rate_cards(rates: dict[str, float]) -> list:
+    if not rates:
+        return [message("No tick stream has grown since the previous refresh.", "info")]
+    total = sum(rates.values())
+    cards = [card("all instruments", f"{total:,.1f}/s", f"{len(rates)} tick streams", theme.GREEN if total else theme.MUTED)]
+    return cards + [card(name, f"{rate:,.1f}/s", "ticks added") for name, rate in sorted(rates.items())]
+
+
+def heartbeat_age(worker: dict[str, Any], now: float) -> float | None:
+    """The gateway's age, or one read from the heartbeat body (``updated_us`` or ``ts`` in seconds)."""
+    if worker.get("age_s") is not None:
+        return worker["age_s"]
+    body = worker.get("heartbeat")
+    if isinstance(body, dict):
+        if isinstance(body.get("updated_us"), int | float):
+            return max(0.0, now - body["updated_us"] / 1e6)
+        if isinstance(body.get("ts"), int | float):
+            return max(0.0, now - float(body["ts"]))
+    return None
 
 
 @callback(Output(ids.SYSTEM_FEEDS, "children"), Output(ids.SYSTEM_WORKERS, "data"), Output(ids.SYSTEM_LEASES, "data"),
           Output(ids.SYSTEM_LAG_GRAPH, "figure"), Output(ids.SYSTEM_DEADLETTERS, "data"),
-          Output(ids.SYSTEM_RATES, "children"), Output(ids.SYSTEM_MESSAGE, "children"), Output("system-previous", "data"),
-          Input(ids.SYSTEM_TICK, "n_intervals"), State("system-previous", "data"))
-def refresh(_n, previous):
+          Output(ids.SYSTEM_RATES, "children"), Output(ids.SYSTEM_MESSAGE, "children"),
+          Input(ids.SYSTEM_TICK, "n_intervals"))
+def refresh(_n):
+    gw = runtime.current().gateway
     try:
-        status = runtime.current().gateway.system()
+        status = gw.system()
     except GatewayError as exc:
         empty = empty_figure("no data")
-        return [], [], [], empty, [], [], error_message(exc, "system status"), previous
-    workers = [{"service": w["service"], "instance": w["instance"], "heartbeat age": age_text(w.get("age_s")),
-                "expires in s": w["expires_in_s"],
-                "status": "OK" if w["expires_in_s"] > 0 and (w.get("age_s") or 0) < 30 else "STALE"}
-               for w in status.get("workers", [])]
+        return [], [], [], empty, [], [], error_message(exc, "system status")
+    try:
+        rates = rate_cards(gw.ingest_rates())
+    except GatewayError as exc:
+        rates = [error_message(exc, "ingest rate")]
+    now = time.time()
+    workers = []
+    for w in status.get("workers", []):
+        age = heartbeat_age(w, now)
+        alive = w["expires_in_s"] > 0 and (age is None or age < 30)
+        workers.append({"service": w["service"], "instance": w["instance"], "heartbeat age": age_text(age),
+                        "expires in s": w["expires_in_s"], "status": "OK" if alive else "STALE"})
     leases = [{"pair": p, "owner": o} for p, o in sorted(status.get("leases", {}).items())]
     leases += [{"pair": p, "owner": "⚠ UNOWNED"} for p in status.get("pairs_unowned", [])]
     lag = status.get("lag", [])
     lag_fig = lag_figure(lag) if lag else empty_figure("no consumer groups yet")
     dead = [{"group": g, "entries": n} for g, n in sorted(status.get("deadletters", {}).items())]
-    rates, current = rate_cards(previous, status.get("workers", []), time.time())
     notes = []
     if status.get("pairs_unowned"):
         notes.append(message(f"{len(status['pairs_unowned'])} enabled pair(s) have no analytics worker.", "warn"))
     if any(n for n in status.get("deadletters", {}).values()):
         notes.append(message("Dead letters present: some entries could not be processed.", "warn"))
-    return feed_cards(status.get("feeds", {})), workers, leases, lag_fig, dead, rates, notes, current
+    return feed_cards(status.get("feeds", {})), workers, leases, lag_fig, dead, rates, notes
 
 
 # registered last so the page record holds the layout function
