@@ -9,18 +9,29 @@ from dash import Dash, Input, Output, clientside_callback, dcc, html
 from flask import jsonify
 
 from services.dashboard import ids, runtime
-from services.dashboard.gateway import GatewayError
+from services.dashboard.gateway import GatewayError, feed_mode
 from services.dashboard.settings import DashboardSettings
 
 PAGES = ("live", "methods", "universe", "alerts", "backtest", "data", "system")
 
 
-def _banner(_tick: int) -> tuple[str, str]:
+_simulated: list[str] = []  # feeds reporting simulated data, re-read every few banner refreshes
+
+
+def simulated_feeds(feeds: dict) -> list[str]:
+    return sorted(name for name, status in feeds.items() if feed_mode(name, status) == "simulated")
+
+
+def _banner(tick: int | None) -> tuple[str, str]:
     rt = runtime.current()
     try:
         rt.gateway.health()
+        if not (tick or 0) % 5:
+            _simulated[:] = simulated_feeds(rt.gateway.system().get("feeds", {}))
     except GatewayError as exc:
         return f"Gateway unreachable ({rt.gateway.base_url}): {exc.message} — retrying", "banner banner-down"
+    if _simulated:  # a trader must never mistake generated prices for a market
+        return f"⚠ SIMULATED FEED ({', '.join(_simulated)}) — prices are generated, not a market", "banner banner-sim"
     feed = rt.feed
     if feed is not None and not feed.connected:
         return "Gateway up; live relay reconnecting (charts poll over HTTP meanwhile)", "banner banner-warn"

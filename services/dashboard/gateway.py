@@ -67,6 +67,17 @@ def problems_of(detail: Any) -> list[str]:
     return [str(detail)]
 
 
+def feed_mode(name: str, status: Any) -> str:
+    """live / replay / simulated from a feed's status body (``mode``) or, as ingest names them, its feed name."""
+    if isinstance(status, dict) and isinstance(status.get("mode"), str):
+        return status["mode"].lower()
+    lowered = name.lower()
+    for mode in ("simulated", "replay", "live"):
+        if mode in lowered:
+            return mode
+    return "unknown"
+
+
 def prometheus_gauge(text: str, name: str, label: str) -> dict[str, float]:
     """{label value: sample} of one metric in Prometheus exposition text."""
     out: dict[str, float] = {}

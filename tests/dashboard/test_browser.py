@@ -22,8 +22,8 @@ from tests.dashboard.stack import TOKEN
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PAGES = {"live": "/?timeframe=1s", "methods": "/methods", "universe": "/universe", "alerts": "/alerts", "backtest": "/backtest",
-         "data": "/data", "system": "/system"}  # fmt: skip
+PAGES = {"live": "/?timeframe=1s", "methods": "/methods?timeframe=1s", "universe": "/universe?timeframe=1s",
+         "alerts": "/alerts", "backtest": "/backtest?timeframe=1s", "data": "/data?timeframe=1s", "system": "/system"}  # fmt: skip
 TRACE_LENGTH = """
 const g = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
 if (!g || !g.data || !g.data[arguments[1]] || !g.data[arguments[1]].x) { return -1; }

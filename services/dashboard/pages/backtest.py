@@ -24,12 +24,13 @@ from services.dashboard.gateway import GatewayError
 HEADLINE = ("total_return", "sharpe", "max_drawdown", "trades", "win_rate", "net_pnl", "fees")
 
 
-def layout(**_query: str) -> html.Div:
+def layout(timeframe: str = "1m", **_query: str) -> html.Div:
+    timeframe = timeframe if timeframe in BAR_TIMEFRAMES else "1m"  # ?timeframe= preselects
     return html.Div([
         html.Div(className="panel", children=[
             html.Div(className="controls", children=[
                 field("Pair", dropdown(ids.BT_PAIR), width="420px"),
-                field("Timeframe", dropdown(ids.BT_TIMEFRAME, BAR_TIMEFRAMES, "1m"), width="110px"),
+                field("Timeframe", dropdown(ids.BT_TIMEFRAME, BAR_TIMEFRAMES, timeframe), width="110px"),
                 field("Bars", number(ids.BT_BARS, 5000, min=30, step=1), width="100px"),
                 field("Window", number(ids.BT_WINDOW, 120, min=3, step=1), width="90px"),
                 field("Entry", number(ids.BT_ENTRY, 2.0, min=0.1), width="80px"),

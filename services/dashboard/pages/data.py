@@ -16,12 +16,13 @@ RANGES = {"last hour": 3600, "last 24 hours": 86_400, "last 7 days": 7 * 86_400,
 EXPORT_KINDS = {"metrics": "pair metrics", "y": "bars of the y leg", "x": "bars of the x leg"}
 
 
-def layout(**_query: str) -> html.Div:
+def layout(timeframe: str = "1m", **_query: str) -> html.Div:
+    timeframe = timeframe if timeframe in BAR_TIMEFRAMES else "1m"  # ?timeframe= preselects
     export = html.Div(className="panel", children=[
         html.H3("Export CSV"),
         html.Div(className="controls", children=[
             field("Pair", dropdown(ids.DATA_PAIR), width="420px"),
-            field("Timeframe", dropdown(ids.DATA_TIMEFRAME, BAR_TIMEFRAMES, "1m"), width="110px"),
+            field("Timeframe", dropdown(ids.DATA_TIMEFRAME, BAR_TIMEFRAMES, timeframe), width="110px"),
             field("What", dropdown(ids.DATA_EXPORT_KIND, [{"label": v, "value": k} for k, v in EXPORT_KINDS.items()],
                                    "metrics"), width="180px"),
             field("Range", dropdown("data-range", list(RANGES), "last 24 hours"), width="150px"),

@@ -24,11 +24,12 @@ from services.dashboard.gateway import GatewayError
 METHODS = ["ols", "kalman", "huber", "theil_sen"]
 
 
-def layout(**_query: str) -> html.Div:
+def layout(timeframe: str = "1m", **_query: str) -> html.Div:
+    timeframe = timeframe if timeframe in BAR_TIMEFRAMES else "1m"  # ?timeframe= preselects
     return html.Div([
         html.Div(className="panel", children=[html.Div(className="controls", children=[
             field("Pair", dropdown(ids.METHODS_PAIR), width="420px"),
-            field("Timeframe", dropdown(ids.METHODS_TIMEFRAME, BAR_TIMEFRAMES, "1m"), width="110px"),
+            field("Timeframe", dropdown(ids.METHODS_TIMEFRAME, BAR_TIMEFRAMES, timeframe), width="110px"),
             field("Bars", number(ids.METHODS_BARS, 2000, min=30, step=1), width="100px"),
             field("Window", number(ids.METHODS_WINDOW, 100, min=3, step=1), width="90px"),
             field("", html.Button("Compare methods", id=ids.METHODS_RUN, className="btn btn-primary"), width="170px"),

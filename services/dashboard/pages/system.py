@@ -13,7 +13,7 @@ from services.dashboard.components import card, error_message, message, table
 from services.dashboard.figures import theme
 from services.dashboard.figures.research import lag_figure
 from services.dashboard.figures.theme import empty_figure
-from services.dashboard.gateway import GatewayError
+from services.dashboard.gateway import GatewayError, feed_mode
 from services.dashboard.timefmt import age_text
 
 MODE_COLOURS = {"live": theme.GREEN, "replay": theme.BLUE, "simulated": theme.AMBER}
@@ -40,17 +40,6 @@ def layout(**_query: str) -> html.Div:
     ])
 
 
-def feed_mode(name: str, status: Any) -> str:
-    """live / replay / simulated from a feed's status body (``mode``) or, as ingest names them, its feed name."""
-    if isinstance(status, dict) and isinstance(status.get("mode"), str):
-        return status["mode"].lower()
-    lowered = name.lower()
-    for mode in ("simulated", "replay", "live"):
-        if mode in lowered:
-            return mode
-    return "unknown"
-
-
 def feed_cards(feeds: dict[str, Any]) -> list:
     if not feeds:
         return [message("No feed has reported a status (is ingest running?).", "warn")]
@@ -63,7 +52,7 @@ def feed_cards(feeds: dict[str, Any]) -> list:
             note = f"updated {age_text(age)} · " + ", ".join(
                 f"{k}: {v}" for k, v in status.items()
                 if k not in ("mode", "feed", "updated_us") and isinstance(v, str | int | float | bool))[:160]
-        label = f"{name}  ⚠ SIMULATED DATA — NOT A MARKET" if mode == "simulated" else name
+        label = "⚠ simulated data — not a market" if mode == "simulated" else f"feed {name}"
         div = card(label, mode.upper(), note, MODE_COLOURS.get(mode, theme.MUTED))
         if mode == "simulated":
             div.className = "card card-simulated"

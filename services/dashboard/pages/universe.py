@@ -24,12 +24,13 @@ TABLE_COLUMNS = ["rank", "a", "b", "eg_pvalue", "half_life_bars", "hurst", "corr
 GRAPH_CONFIG = {"displaylogo": False}
 
 
-def layout(**_query: str) -> html.Div:
+def layout(timeframe: str = "1m", **_query: str) -> html.Div:
+    timeframe = timeframe if timeframe in BAR_TIMEFRAMES else "1m"  # ?timeframe= preselects
     return html.Div([
         html.Div(className="panel", children=[html.Div(className="controls", children=[
             field("Instruments", dcc.Dropdown(id=ids.UNIVERSE_INSTRUMENTS, multi=True, className="dropdown"),
                   width="640px"),
-            field("Timeframe", dropdown(ids.UNIVERSE_TIMEFRAME, BAR_TIMEFRAMES, "1m"), width="110px"),
+            field("Timeframe", dropdown(ids.UNIVERSE_TIMEFRAME, BAR_TIMEFRAMES, timeframe), width="110px"),
             field("Bars", number(ids.UNIVERSE_BARS, 2000, min=30, step=1), width="100px"),
             field("", html.Button("Screen", id=ids.UNIVERSE_RUN, className="btn btn-primary"), width="120px"),
         ])]),
