@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Callable
 from datetime import date, datetime
@@ -72,6 +73,8 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if value is None or isinstance(value, str):
         return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
     if hasattr(value, "to_dict"):
         return jsonable(value.to_dict())
     return str(value)
