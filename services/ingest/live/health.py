@@ -2,7 +2,8 @@
 
 ``feed:live`` holds the latest snapshot (per connection and per stream: connected, last message
 age, messages, reconnects, gaps filled/unfilled, drops). ``heartbeat:ingest:<instance>`` is the
-same JSON with a TTL, so a dead process disappears on its own; ``pairs ingest --check`` reads both.
+same JSON with a TTL, so a dead process disappears on its own; ``pairs ingest --check`` fails on a missing heartbeat or a non-empty
+``problems`` list (streams silent or disconnected longer than ``check_max_silence_s``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import redis
 import redis.asyncio as aioredis
 
 from services.ingest.live.sequencer import StreamSequencer
@@ -113,9 +113,3 @@ def problems(status: dict[str, Any] | None, now: int, max_silence_s: float) -> l
             out.append(f"{name}: silent for more than {max_silence_s:g} s")
     return out
 
-
-def check(client: redis.Redis, keys: Keys, instance: str, max_silence_s: float) -> list[str]:
-    """Read the heartbeat of ``instance`` and judge it (used by ``pairs ingest --check --live``)."""
-    raw = client.get(keys.heartbeat(SERVICE, instance))
-    status = orjson.loads(raw) if raw else None
-    return problems(status, now_us(), max_silence_s)
