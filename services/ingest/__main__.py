@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from shared import logs
 from shared.errors import ConfigError, InvalidInput
+from shared.observability import ServiceMetrics, start_metrics_server
 from shared.redis_client import connect, connect_async
 
 from .files import FILE_FORMATS
@@ -86,9 +87,11 @@ def _publisher_counters(publisher: TickPublisher) -> dict:
 
 async def serve(settings: IngestSettings, mode: str, runner: Runner, args: argparse.Namespace) -> int:
     client = connect_async(settings)
+    metrics = ServiceMetrics.create()
+    metrics_server = start_metrics_server(settings.metrics_port, metrics.registry) if settings.metrics_port else None
     publisher = TickPublisher(
         client, settings.keys, queue_size=settings.queue_size, batch_size=settings.batch_size,
-        retention_s=settings.tick_retention_s,
+        retention_s=settings.tick_retention_s, metrics=metrics,
     )  # fmt: skip
     stop = asyncio.Event()
     ctx = IngestContext(settings=settings, redis=client, publisher=publisher, stop=stop)
@@ -133,6 +136,8 @@ async def serve(settings: IngestSettings, mode: str, runner: Runner, args: argpa
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await client.aclose()
+        if metrics_server is not None:
+            metrics_server.shutdown()
     out = {"mode": mode, **_publisher_counters(publisher), **ctx.counters}
     print(orjson.dumps(out, default=str).decode())
     return code

@@ -35,6 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.errors import PairsError
 from shared.messages import STREAM_FIELD, Tick, encode
+from shared.observability import ServiceMetrics
 from shared.streams import TICK_RETENTION_SECONDS_DEFAULT, Keys
 from shared.timeutil import now_us
 from shared.trimming import min_id, oldest_needed_id
@@ -87,6 +88,7 @@ class TickPublisher:
         write_mode: WriteMode = "packed",
         reply_timeout_s: float = 30.0,
         trim_refresh_s: float = 5.0,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1 or retention_s < 1:
             raise ValueError("queue_size, batch_size and retention_s must be >= 1")
@@ -111,6 +113,7 @@ class TickPublisher:
         # Per instrument: the oldest entry a consumer group still needs (trimming stops there).
         self._group_floor: dict[str, str | None] = {}
         self._trim_refresh_s = trim_refresh_s
+        self._metrics = metrics
         self._floor_refreshed = 0.0
         self._latencies: collections.deque[int] = collections.deque(maxlen=latency_window)
         self._published_by_instrument: collections.Counter[str] = collections.Counter()
@@ -268,6 +271,11 @@ class TickPublisher:
         counts = self._published_by_instrument
         for t in ticks:
             counts[t.instrument] += 1
+        if self._metrics is not None:
+            # Per batch, not per tick: one latency sample (the batch's oldest tick) keeps this cheap.
+            for instrument, n in collections.Counter(t.instrument for t in ticks).items():
+                self._metrics.ticks_out.labels(instrument).inc(n)
+            self._metrics.publish_latency.observe((done_us - ticks[0].ts_ingest_us) / 1e6)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

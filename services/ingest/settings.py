@@ -15,6 +15,8 @@ from shared.streams import TICK_RETENTION_SECONDS_DEFAULT
 class IngestSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="INGEST_", env_file=".env", env_ignore_empty=True, extra="ignore")
 
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Port of the Prometheus endpoint (None: off).")
+
     instance: str = Field(
         default_factory=socket.gethostname,
         description="Heartbeat instance name (default: the host name, so a container's healthcheck finds it).",
