@@ -22,6 +22,7 @@ from shared.instruments import Pair
 from tests.conftest import REDIS_URL
 from tests.dashboard.stack import (
     TOKEN,
+    GatewayServer,
     Stack,
     TickPacer,
     WorkerThread,
@@ -29,7 +30,6 @@ from tests.dashboard.stack import (
     analytics_settings,
     gateway_settings,
     live_spec,
-    serve_gateway,
     serve_wsgi,
 )
 
@@ -60,18 +60,22 @@ def stack(database_url: str) -> Iterator[Stack]:
     worker = WorkerThread(analytics_settings(settings), pair)
     pacer.start()
     worker.start()
+    gateway = GatewayServer(gateway_settings(settings))
     try:
-        with alerts_process(settings), serve_gateway(gateway_settings(settings)) as gateway_url:
+        with alerts_process(settings):
+            gateway.start()
+            gateway_url = gateway.url
             from services.dashboard.app import create_app  # one Dash app per process (pages are global)
 
             dash_settings = DashboardSettings(gateway_url=gateway_url, token=TOKEN, refresh_ms=1000, LOG_JSON=False)
             app = create_app(dash_settings)
             with serve_wsgi(app.server) as dashboard_url:
-                yield Stack(settings, pair, gateway_url, dashboard_url, pacer, worker)
+                yield Stack(settings, pair, gateway, dashboard_url, pacer, worker)
             from services.dashboard import runtime
 
             runtime.close()
     finally:
+        gateway.stop()
         pacer.stop_event.set()
         worker.stop_event.set()
         pacer.join(timeout=10)

@@ -115,25 +115,54 @@ def alerts_process(settings: CommonSettings) -> Iterator[subprocess.Popen]:
             proc.wait(timeout=5)
 
 
-@contextmanager
-def serve_gateway(settings: ApiSettings, sock: socket.socket | None = None) -> Iterator[str]:
-    sock = sock or free_socket()
+class GatewayServer:
+    """The gateway on uvicorn in a thread; ``stop`` and ``start`` again keep the same port (outage tests)."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self.port = free_socket_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+
+    def start(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", self.port))
+        self._server = uvicorn.Server(uvicorn.Config(create_gateway(self.settings), log_level="warning",
+                                                     lifespan="on", ws_ping_interval=None))  # fmt: skip
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("gateway did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=20)
+            self._sock.close()
+            self._server = None
+
+
+def free_socket_port() -> int:
+    sock = free_socket()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_gateway(settings), log_level="warning", lifespan="on",
-                                           ws_ping_interval=None))  # fmt: skip
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("gateway did not start")
-        time.sleep(0.02)
+    sock.close()
+    return port
+
+
+@contextmanager
+def serve_gateway(settings: ApiSettings) -> Iterator[str]:
+    server = GatewayServer(settings)
+    server.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.url
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        sock.close()
+        server.stop()
 
 
 @contextmanager
@@ -151,12 +180,18 @@ def serve_wsgi(app) -> Iterator[str]:
 
 @dataclass
 class Stack:
+    """Handles to the running pipeline (``gateway.stop()`` / ``start()`` simulate an outage)."""
+
     settings: CommonSettings
     pair: Pair
-    gateway_url: str
+    gateway: GatewayServer
     dashboard_url: str
     pacer: TickPacer
     worker: WorkerThread
+
+    @property
+    def gateway_url(self) -> str:
+        return self.gateway.url
 
 
 def gateway_settings(settings: CommonSettings) -> ApiSettings:

@@ -84,7 +84,8 @@ def test_live_page_draws_every_chart_with_points(stack, browser):
     for label in ("Z-SCORE", "SIGNAL", "ADF P-VALUE", "HALF-LIFE", "LAST BAR"):
         assert label in cards.upper()
     assert "STATIONARY" in cards.upper()  # the ADF card says which side of 5 % it is on
-    assert "Gateway" in browser.find_element("id", ids.GATEWAY_STATUS).text
+    # the test feed is the simulator's: the banner must say so on every page
+    wait_for(lambda: "SIMULATED FEED" in text_of(browser, ids.GATEWAY_STATUS), 15, "the simulated-feed banner")
 
 
 def test_zscore_updates_within_seconds_without_reload(stack, browser):
@@ -175,3 +176,22 @@ def _settle(browser, page: str) -> None:
 
 def _has_plot(browser) -> bool:
     return bool(browser.execute_script("return document.querySelectorAll('.js-plotly-plot .main-svg').length > 2"))
+
+
+def test_gateway_outage_is_shown_and_the_page_recovers_by_itself(stack, browser):
+    """Runs last: stops the gateway under an open live page, then starts it again on the same port."""
+    open_live(browser, stack)
+    stack.gateway.stop()
+    try:
+        wait_for(lambda: "unreachable" in text_of(browser, ids.GATEWAY_STATUS), 15, "the outage banner",
+                 lambda: text_of(browser, ids.GATEWAY_STATUS))
+        wait_for(lambda: "unreachable" in text_of(browser, ids.LIVE_MESSAGE), 15, "the live panel's notice")
+        n_down = trace(browser, ids.LIVE_SPREAD_GRAPH, 1)[0]
+        assert n_down > 20  # what was drawn stays on screen
+        assert browser.execute_script("return 1 + 1") == 2  # the page still answers
+    finally:
+        stack.gateway.start()
+    wait_for(lambda: "unreachable" not in text_of(browser, ids.GATEWAY_STATUS), 20, "the banner to clear",
+             lambda: text_of(browser, ids.GATEWAY_STATUS))
+    wait_for(lambda: trace(browser, ids.LIVE_SPREAD_GRAPH, 1)[0] > n_down, 20, "z-score points after recovery")
+    wait_for(lambda: "unreachable" not in text_of(browser, ids.LIVE_MESSAGE), 10, "the live notice to clear")
