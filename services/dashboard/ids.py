@@ -29,7 +29,8 @@ METHODS_BARS = "methods-bars"
 METHODS_WINDOW = "methods-window"
 METHODS_RUN = "methods-run"
 METHODS_GRAPH = "methods-graph"
-METHODS_TABLE = "methods-table"
+METHODS_TABLE = "methods-table"  # one row per method
+METHODS_REPORT = "methods-report"  # the whole report, flattened
 METHODS_MESSAGE = "methods-message"
 
 # --- universe ---------------------------------------------------------------------------

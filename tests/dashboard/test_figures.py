@@ -166,17 +166,23 @@ def test_heatmaps_scale_and_orientation():
 
 
 def test_method_figure_spreads_are_y_minus_alpha_minus_beta_x():
-    betas = {"ols": {"beta": 0.05, "alpha": 100.0}, "theil_sen": {"beta": 0.049, "alpha": 101.0}}
+    betas = {"ols": {"beta": 0.05, "alpha": 100.0}, "theil_sen": {"beta": 0.049, "alpha": 101.0},
+             "kalman": {"beta": 0.04, "alpha": 0.0, "static": False}}
     y, x = [3100.0, 3101.0, 3099.5], [60_000.0, 60_020.0, 59_990.0]
     fig = rf.method_figure(betas, [T0, T0 + 60_000_000, T0 + 120_000_000], y, x)
-    assert list(fig.data[0].x) == ["ols", "theil_sen"] and list(fig.data[0].y) == [0.05, 0.049]
+    assert list(fig.data[0].x) == ["ols", "theil_sen", "kalman"] and list(fig.data[0].y) == [0.05, 0.049, 0.04]
+    assert len(fig.data) == 3  # no fixed-β spread for the Kalman filter's moving β; a note says why
+    assert "kalman" in fig.layout.annotations[-1].text
     for trace, (b, a) in zip(fig.data[1:], [(0.05, 100.0), (0.049, 101.0)], strict=True):
         np.testing.assert_allclose(trace.y, np.array(y) - a - b * np.array(x), rtol=0, atol=1e-9)  # textbook spread
 
 
 def test_report_sections_are_read_defensively():
-    assert rf.method_betas({"hedge": {"ols": {"beta": 1.5, "alpha": None}, "kalman": {"error": "x"}}}) == \
-        {"ols": {"beta": 1.5, "alpha": 0.0}}
+    assert rf.method_betas({"hedge": {"ols": {"beta": 1.5, "alpha": None}, "huber": {"error": "x"}}}) == \
+        {"ols": {"beta": 1.5, "alpha": 0.0, "static": True}}
+    kalman = {"beta": 0.1, "alpha": 2.0, "spread": "one-step-ahead prediction error", "adf_pvalue": 0.01234567}
+    assert rf.method_betas({"hedge": {"kalman": kalman}})["kalman"]["static"] is False
+    assert rf.method_rows({"hedge": {"kalman": kalman}})[0]["adf_pvalue"] == 0.0123457
     assert rf.lead_lag({"lead_lag": {"lags": [-1, 0, 1], "correlations": [0.1, None, 0.3]}})[1][2] == 0.3
     assert rf.lead_lag({"lead_lag": {"lags": [1], "correlations": []}}) is None
     fig = rf.lead_lag_figure([-1, 0, 1], [0.1, -0.6, 0.3], "t")

@@ -33,19 +33,41 @@ def heatmap(matrix: Sequence[Sequence[float | None]], instruments: Sequence[str]
     fig = theme.base_figure(title, height=420)
     fig.add_trace(go.Heatmap(z=z, x=names, y=names, text=text, texttemplate="%{text}", colorscale=scale,
                              zmin=zmin, zmax=zmax, hovertemplate="%{y} vs %{x}: %{z:.4f}<extra></extra>"))
-    fig.update_layout(yaxis={"autorange": "reversed"}, hovermode="closest")
+    fig.update_layout(yaxis={"autorange": "reversed", "automargin": True}, hovermode="closest")
     return fig
 
 
-def method_betas(report: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """{method: {"beta": .., "alpha": ..}} found in an analysis report (its ``hedge`` or ``methods`` section)."""
-    section = report.get("hedge") or report.get("methods") or {}
-    out: dict[str, dict[str, float]] = {}
+STATIC_SPREAD = "y - alpha - beta * x"
+
+
+def method_betas(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{method: {"beta", "alpha", "static"}} from an analysis report's ``hedge`` section.
+
+    ``static`` is false when the method's spread is not y - α - β·x with one β (the Kalman filter's
+    β moves every bar; the report gives its final state), so no fixed-β spread is drawn for it.
+    """
+    section = report.get("hedge") or {}
+    out: dict[str, dict[str, Any]] = {}
     if isinstance(section, dict):
         for method, value in section.items():
             if isinstance(value, dict) and isinstance(value.get("beta"), int | float):
-                out[method] = {"beta": float(value["beta"]), "alpha": float(value.get("alpha") or 0.0)}
+                out[method] = {"beta": float(value["beta"]), "alpha": float(value.get("alpha") or 0.0),
+                               "static": value.get("spread", STATIC_SPREAD) == STATIC_SPREAD}
     return out
+
+
+def method_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One comparison row per hedge method: β, α and its spread's ADF p-value, half-life, latest z."""
+    rows = []
+    for method, value in (report.get("hedge") or {}).items():
+        if isinstance(value, dict):
+            rows.append({"method": method, **{k: _round(value.get(k)) for k in (
+                "beta", "alpha", "adf_pvalue", "half_life", "zscore")}, "spread": value.get("spread", "")})
+    return rows
+
+
+def _round(value: Any) -> Any:
+    return float(f"{value:.6g}") if isinstance(value, float) and math.isfinite(value) else value
 
 
 def method_figure(betas: dict[str, dict[str, float]], ts_us: Sequence[int], y: Sequence[float],
@@ -58,12 +80,19 @@ def method_figure(betas: dict[str, dict[str, float]], ts_us: Sequence[int], y: S
                          text=[f"{betas[m]['beta']:.5g}" for m in methods], textposition="outside",
                          hovertemplate="%{x}: β %{y:.6g}<extra></extra>"), row=1, col=1)
     axis, local = times(ts_us, tz_offset_min)
+    moving = [m for m in methods if not betas[m].get("static", True)]
     for m in methods:
+        if m in moving:
+            continue
         b, a = betas[m]["beta"], betas[m]["alpha"]
         fig.add_trace(go.Scattergl(x=axis, y=[yy - a - b * xx for yy, xx in zip(y, x, strict=True)], name=m,
                                    customdata=local, line={"color": METHOD_COLOURS.get(m, theme.MUTED), "width": 1.2},
                                    hovertemplate="%{y:.5g}<extra>" + m + "</extra>"), row=1, col=2)
-    fig.update_layout(template=theme.TEMPLATE, height=420, uirevision="keep")
+    fig.update_layout(template=theme.TEMPLATE, height=420, uirevision="keep", legend={"x": 0.3, "y": 1.08})
+    if moving:
+        fig.add_annotation(xref="paper", yref="paper", x=1, y=-0.14, showarrow=False, font={"color": theme.MUTED},
+                           text=f"{', '.join(moving)}: β moves every bar (final β shown); its spread is the filter's "
+                                "prediction error, so no fixed-β spread is drawn")
     return fig
 
 
@@ -79,13 +108,13 @@ def lead_lag(report: dict[str, Any]) -> tuple[list[float], list[float]] | None:
 
 
 def lead_lag_figure(lags: Sequence[float], corr: Sequence[float], title: str) -> go.Figure:
-    """Cross-correlation by lag; the tallest bar is marked (positive lag: y follows x)."""
+    """Cross-correlation of log returns by lag; the tallest bar is marked (positive lag: y leads x)."""
     best = max(range(len(corr)), key=lambda i: abs(corr[i]) if math.isfinite(corr[i]) else -1.0)
     colours = [theme.AMBER if i == best else theme.BLUE for i in range(len(corr))]
     fig = theme.base_figure(title, height=320, hovermode="closest")
     fig.add_trace(go.Bar(x=list(lags), y=list(corr), marker_color=colours,
                          hovertemplate="lag %{x}: ρ %{y:.3f}<extra></extra>"))
-    fig.update_xaxes(title_text="lag (bars); positive: y follows x")
+    fig.update_xaxes(title_text="lag (bars); positive: y leads x")
     fig.update_yaxes(title_text="ρ")
     return fig
 
@@ -104,7 +133,7 @@ def equity_figure(curve: dict[str, list], tz_offset_min: int | None = None) -> g
                                "shape": "hv", "width": 1}, hovertemplate="%{y}<extra>position</extra>"), row=3, col=1)
     fig.update_layout(template=theme.TEMPLATE, height=520, uirevision="keep")
     fig.update_yaxes(title_text="equity", row=1, col=1)
-    fig.update_yaxes(title_text="drawdown", tickformat=".0%", row=2, col=1)
+    fig.update_yaxes(title_text="drawdown", tickformat=".2%", row=2, col=1)
     fig.update_yaxes(title_text="pos", row=3, col=1)
     fig.update_xaxes(title_text="UTC", row=3, col=1)
     return fig

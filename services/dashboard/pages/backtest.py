@@ -20,6 +20,7 @@ from services.dashboard.components import (
 from services.dashboard.figures.research import equity_figure
 from services.dashboard.figures.theme import empty_figure
 from services.dashboard.gateway import GatewayError
+from services.dashboard.timefmt import utc_text
 
 HEADLINE = ("total_return", "sharpe", "max_drawdown", "trades", "win_rate", "net_pnl", "fees")
 
@@ -81,6 +82,12 @@ def _show(key: str, value: object) -> str:
     return f"{value:,.4g}"
 
 
+def trade_row(trade: dict) -> dict:
+    """Times as UTC text (the gateway sends µs), numbers rounded for reading."""
+    return {k.removesuffix("_us"): utc_text(v)[:19] if k.endswith("_ts_us") and isinstance(v, int) else fmt(v)
+            for k, v in trade.items()}
+
+
 @callback(Output(ids.BT_GRAPH, "figure"), Output(ids.BT_STATS, "children"), Output(ids.BT_TRADES, "children"),
           Output(ids.BT_MESSAGE, "children"), Input(ids.BT_RUN, "n_clicks"), State(ids.BT_PAIR, "value"),
           State(ids.BT_TIMEFRAME, "value"), State(ids.BT_BARS, "value"), State(ids.BT_WINDOW, "value"),
@@ -98,7 +105,7 @@ def run(_clicks, pair, timeframe, bars, window, entry, exit_, stop, method, fee,
         result = runtime.current().gateway.backtest(body)
     except GatewayError as exc:
         return empty_figure("no result"), [], [], error_message(exc, "backtest")
-    trades = [{k: fmt(v) for k, v in t.items()} for t in result.get("trades", [])]
+    trades = [trade_row(t) for t in result.get("trades", [])]
     trade_view = table("bt-trade-table", trades, page_size=12) if trades else message("No trade in this range.", "info")
     note = message(f"{result['n']:,} aligned bars of {timeframe}; {len(trades)} trades.", "ok")
     return equity_figure(result["curve"], tz), stat_cards(result.get("stats", {})), trade_view, note

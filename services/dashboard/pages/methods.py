@@ -17,11 +17,12 @@ from services.dashboard.components import (
     number,
     table,
 )
-from services.dashboard.figures.research import method_betas, method_figure
+from services.dashboard.figures.research import method_betas, method_figure, method_rows
 from services.dashboard.figures.theme import empty_figure
 from services.dashboard.gateway import GatewayError
 
 METHODS = ["ols", "kalman", "huber", "theil_sen"]
+METHOD_COLUMNS = ["method", "beta", "alpha", "adf_pvalue", "half_life", "zscore", "spread"]
 
 
 def layout(timeframe: str = "1m", **_query: str) -> html.Div:
@@ -37,8 +38,10 @@ def layout(timeframe: str = "1m", **_query: str) -> html.Div:
         html.Div(id=ids.METHODS_MESSAGE),
         html.Div(className="panel", children=[dcc.Loading(dcc.Graph(id=ids.METHODS_GRAPH, figure=empty_figure(
             "choose a pair and compare"), config={"displaylogo": False}))]),
-        html.Div(className="panel", children=[html.H3("Report (ADF, Engle-Granger, Johansen, half-life, Hurst, ...)"),
-                                              table(ids.METHODS_TABLE, columns=["statistic", "value"], page_size=25)]),
+        html.Div(className="panel", children=[html.H3("Methods side by side (spread ADF p-value, half-life in bars)"),
+                                              table(ids.METHODS_TABLE, columns=METHOD_COLUMNS, page_size=4)]),
+        html.Div(className="panel", children=[html.H3("Full report (ADF, Engle-Granger, Johansen, Hurst, lead-lag, ...)"),
+                                              table(ids.METHODS_REPORT, columns=["statistic", "value"], page_size=25)]),
     ])
 
 
@@ -69,13 +72,14 @@ def _show(value: Any) -> Any:
     return f"{value:.6g}" if isinstance(value, float) else value
 
 
-@callback(Output(ids.METHODS_GRAPH, "figure"), Output(ids.METHODS_TABLE, "data"), Output(ids.METHODS_MESSAGE, "children"),
+@callback(Output(ids.METHODS_GRAPH, "figure"), Output(ids.METHODS_TABLE, "data"), Output(ids.METHODS_REPORT, "data"),
+          Output(ids.METHODS_MESSAGE, "children"),
           Input(ids.METHODS_RUN, "n_clicks"), State(ids.METHODS_PAIR, "value"), State(ids.METHODS_TIMEFRAME, "value"),
           State(ids.METHODS_BARS, "value"), State(ids.METHODS_WINDOW, "value"), State(ids.TZ_OFFSET, "data"),
           prevent_initial_call=True)
 def compare(_clicks, pair, timeframe, bars, window, tz):
     if not pair:
-        return no_update, no_update, message("Choose a pair first.", "info")
+        return no_update, no_update, no_update, message("Choose a pair first.", "info")
     y, x = pair.split("~")
     gw = runtime.current().gateway
     body = {"source": {"y": y, "x": x, "timeframe": timeframe, "max_bars": bars}, "window": window, "methods": METHODS}
@@ -85,15 +89,15 @@ def compare(_clicks, pair, timeframe, bars, window, tz):
         y_bars = {b["ts_us"]: b["close"] for b in gw.bars(y, timeframe, limit=bars, max_points=cap)}
         x_bars = {b["ts_us"]: b["close"] for b in gw.bars(x, timeframe, limit=bars, max_points=cap)}
     except GatewayError as exc:
-        return empty_figure("hedge method comparison unavailable"), [], error_message(exc, "method comparison")
+        return empty_figure("hedge method comparison unavailable"), [], [], error_message(exc, "method comparison")
     report = result.get("report", {})
     betas = method_betas(report)
     common = sorted(set(y_bars) & set(x_bars))
     if not betas:
         note = message("The gateway's report has no per-method beta (expected report.hedge.<method>.beta).", "warn")
-        return empty_figure("no per-method hedge ratios in the report"), flatten(report), note
+        return empty_figure("no per-method hedge ratios in the report"), [], flatten(report), note
     fig = method_figure(betas, common, [y_bars[t] for t in common], [x_bars[t] for t in common], tz)
-    return fig, flatten(report), message(f"{result.get('n', 0):,} aligned bars analysed.", "ok")
+    return fig, method_rows(report), flatten(report), message(f"{result.get('n', 0):,} aligned bars analysed.", "ok")
 
 
 # registered last so the page record holds the layout function
