@@ -34,6 +34,9 @@ format: $(STAMP) #-- ruff format + import sorting
 	$(BIN)/ruff format $(SOURCES)
 	$(BIN)/ruff check --fix $(SOURCES)
 
+screenshots: $(STAMP) #-- refresh docs/screenshots/ from the dashboard's headless-Chromium tests (needs chromium)
+	DASHBOARD_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/dashboard/test_browser.py -q
+
 bench: $(STAMP) #-- run the benchmark suite and rewrite docs/benchmarks.md
 	$(BIN)/python -m bench.run_all
 
@@ -43,4 +46,4 @@ clean: #-- remove caches and local run data (keeps .venv)
 help: #-- list the targets
 	@awk 'BEGIN {FS = ":.*#-- "} /^#== / {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*#-- / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: install demo migrate test lint format bench clean help
+.PHONY: install demo migrate test lint format bench clean help screenshots
