@@ -128,7 +128,7 @@ class Pipeline:
         self.procs: dict[str, subprocess.Popen] = {}
         self.watch = ProcWatch()
         self.env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": dsn, "PAIRS_KEY_PREFIX": self.prefix,
-                    "LOG_LEVEL": "WARNING", "LOG_JSON": "false", "HEARTBEAT_INTERVAL_S": "0.5",
+                    "LOG_LEVEL": "WARNING", "LOG_JSON": "false",
                     # a short idle grace: the replay's last ticks are not held 2 s for a silent partner leg
                     "ANALYTICS_IDLE_GRACE_S": "0.1", "ALERTS_PROMETHEUS_PORT": "0", **(env or {})}  # fmt: skip
         self.tick_streams = [self.keys.ticks(i.id) for p in data.pairs for i in p.legs]

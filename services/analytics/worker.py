@@ -109,11 +109,15 @@ class AnalyticsWorker:
             self.runners[pid] = runner
             log.info("owning pair", extra={"pair": pid, "fence": lease.token})
 
-    def _maintain(self) -> None:
+    def _renew_if_due(self) -> None:
         now = time.monotonic()
         if now - self._last_renew >= self.settings.lease_ttl_s / 3:
             self._last_renew = now
             self._renew()
+
+    def _maintain(self) -> None:
+        now = time.monotonic()
+        self._renew_if_due()
         changed = False
         while (msg := self._pubsub.get_message()) is not None:
             changed = changed or msg.get("type") == "message"
@@ -130,7 +134,11 @@ class AnalyticsWorker:
         self._maintain()
         total = 0
         for pid, runner in list(self.runners.items()):
-            total += self._poll(pid, runner, None)
+            # A round over many pairs with a backlog can outlast the renew interval: renew between
+            # pairs, so a slow round never lets a lease lapse (which would stall the pair a whole TTL).
+            self._renew_if_due()
+            if pid in self.runners:
+                total += self._poll(pid, runner, None)
         if total == 0 and self.runners and not self._stop.is_set():
             pid = sorted(self.runners)[int(time.monotonic() * 10) % len(self.runners)]
             total += self._poll(pid, self.runners[pid], self.settings.block_ms)
