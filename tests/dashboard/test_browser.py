@@ -129,6 +129,24 @@ def test_invalid_rule_shows_the_gateways_validation_message(stack, browser):
     assert not [r for r in rules if r["name"] == "broken rule"]
 
 
+def test_csv_upload_shows_the_gateways_per_line_report(stack, browser, tmp_path):
+    csv = tmp_path / "trades.csv"
+    csv.write_text("timestamp,price,qty\n2024-08-09T00:00:00Z,100.5,0.2\n2024-08-09T00:00:01Z,not-a-price,0.1\n"
+                   "2024-08-09T00:00:02Z,100.7,0.3\n")
+    browser.get(stack.dashboard_url + "/data")
+    wait_for(lambda: browser.find_elements("css selector", f"#{ids.DATA_UPLOAD} input[type=file]"), 20, "the upload")
+    replace_text(browser.find_element("id", ids.DATA_UPLOAD_SYMBOL), "TESTUSDT")
+    browser.find_element("css selector", f"#{ids.DATA_UPLOAD} input[type=file]").send_keys(str(csv))
+    report = wait_for(lambda: "ACCEPTED" in text_of(browser, ids.DATA_UPLOAD_REPORT).upper()
+                      and text_of(browser, ids.DATA_UPLOAD_REPORT), 30, "the upload report",
+                      lambda: text_of(browser, ids.DATA_UPLOAD_REPORT))
+    lines = report.split("\n")
+    assert lines[lines.index("ACCEPTED") + 1] == "2" and lines[lines.index("REJECTED") + 1] == "1"
+    assert "upload.TESTUSDT" in report and "3" in report  # the bad line is named with its number
+    instruments = httpx.get(f"{stack.gateway_url}/api/v1/instruments", timeout=5).json()["data"]
+    assert "upload.TESTUSDT" in [i["id"] for i in instruments]
+
+
 def test_system_page_makes_a_simulated_feed_unmistakable(stack, browser):
     browser.get(stack.dashboard_url + "/system")
     feeds = wait_for(lambda: "SIMULATED" in text_of(browser, ids.SYSTEM_FEEDS) and text_of(browser, ids.SYSTEM_FEEDS), 20, "feed cards")
@@ -151,7 +169,11 @@ def test_screenshot_of_every_page(stack, browser):
         browser.get(stack.dashboard_url + path)
         _settle(browser, name)
         target = ARTIFACTS / f"{name}.png"
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1600, min(max(1000, height + 120), 3000))  # the whole page, not the first screen
+        time.sleep(0.5)
         assert browser.save_screenshot(str(target)), f"no screenshot of {name}"
+        browser.set_window_size(1600, 1300)
         assert target.stat().st_size > 10_000
         if extra:
             Path(extra).mkdir(parents=True, exist_ok=True)

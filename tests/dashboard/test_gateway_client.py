@@ -75,6 +75,15 @@ def test_reads_bars_and_metrics_with_times_in_microseconds(loaded, gateway_url):
     gw.close()
 
 
+def test_csv_export_is_the_stored_metrics(loaded, gateway_url, db):
+    name, content = Gateway(gateway_url).export_csv("metrics", pair=PAIR.id, timeframe="1s")
+    lines = content.decode().strip().split("\n")
+    assert name.startswith("metrics_") and name.endswith(".csv")
+    assert lines[0].startswith("timestamp,ts_us,pair,timeframe,seq")
+    stored = db.execute("SELECT count(*) FROM pair_metrics WHERE pair = %s AND timeframe = '1s'", (PAIR.id,)).fetchone()
+    assert len(lines) - 1 == stored[0] > 0
+
+
 def test_errors_are_mapped_to_down_unavailable_and_rejected(settings, gateway_url):
     gw = Gateway(gateway_url, token=TOKEN)
     with pytest.raises(Rejected) as bad:

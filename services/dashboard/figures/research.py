@@ -90,9 +90,11 @@ def method_figure(betas: dict[str, dict[str, float]], ts_us: Sequence[int], y: S
                                    hovertemplate="%{y:.5g}<extra>" + m + "</extra>"), row=1, col=2)
     fig.update_layout(template=theme.TEMPLATE, height=420, uirevision="keep", legend={"x": 0.3, "y": 1.08})
     if moving:
-        fig.add_annotation(xref="paper", yref="paper", x=1, y=-0.14, showarrow=False, font={"color": theme.MUTED},
-                           text=f"{', '.join(moving)}: β moves every bar (final β shown); its spread is the filter's "
-                                "prediction error, so no fixed-β spread is drawn")
+        fig.add_annotation(xref="paper", yref="paper", x=0, y=-0.2, xanchor="left", showarrow=False,
+                           font={"color": theme.MUTED, "size": 11},
+                           text=f"{', '.join(moving)}: β moves every bar (its final β is shown); its spread is the "
+                                "filter's prediction error, so no fixed-β spread is drawn")
+        fig.update_layout(margin={"b": 80})
     return fig
 
 
