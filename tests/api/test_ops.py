@@ -5,11 +5,15 @@ from __future__ import annotations
 import time
 
 import orjson
+import pytest
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
 
+from services.api.app import create_app
 from shared.observability import group_lag
 from shared.streams import Keys
-from tests.api.conftest import PAIR
+from tests.api.conftest import PAIR, api_settings
 
 
 def _samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -64,3 +68,16 @@ def test_prometheus_metrics_expose_latency_lag_heartbeats_and_ingest_rate(client
     assert rate > 0  # two entries added between the two scrapes
     assert ("pairs_ingest_ticks_per_second", (("instrument", PAIR.x.id),)) in samples  # none added: rate 0
     assert samples[("pairs_ingest_ticks_per_second", (("instrument", PAIR.x.id),))] == 0
+
+
+def test_cors_allows_only_listed_origins_and_refuses_a_wildcard(settings, db):
+    with pytest.raises(ValidationError, match="explicitly"):
+        api_settings(settings, cors_origins=["*"])
+    app = create_app(api_settings(settings, cors_origins=["https://desk.example.com"]))
+    with TestClient(app) as c:
+        preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "X-API-Token"}
+        ok = c.options("/api/v1/pairs", headers={"Origin": "https://desk.example.com", **preflight})
+        assert ok.headers["access-control-allow-origin"] == "https://desk.example.com"
+        assert ok.headers["access-control-allow-credentials"] == "true"
+        other = c.options("/api/v1/pairs", headers={"Origin": "https://evil.example.com", **preflight})
+        assert "access-control-allow-origin" not in other.headers
