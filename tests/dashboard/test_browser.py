@@ -75,7 +75,7 @@ def open_live(driver, stack) -> None:
         raise AssertionError(f"{exc}\npage text:\n{body}\nconsole:\n" + "\n".join(logs)) from None
 
 
-def test_live_page_draws_every_chart_with_points(stack, browser):
+def test_live_page_draws_every_chart_with_points(browser, stack):
     open_live(browser, stack)
     for graph, index in ((ids.LIVE_SPREAD_GRAPH, 0), (ids.LIVE_SPREAD_GRAPH, 1), (ids.LIVE_HEDGE_GRAPH, 0),
                          (ids.LIVE_HEDGE_GRAPH, 1), (ids.LIVE_PRICE_GRAPH, 0), (ids.LIVE_PRICE_GRAPH, 2)):
@@ -88,7 +88,7 @@ def test_live_page_draws_every_chart_with_points(stack, browser):
     wait_for(lambda: "SIMULATED FEED" in text_of(browser, ids.GATEWAY_STATUS), 15, "the simulated-feed banner")
 
 
-def test_zscore_updates_within_seconds_without_reload(stack, browser):
+def test_zscore_updates_within_seconds_without_reload(browser, stack):
     open_live(browser, stack)
     browser.execute_script("window.__marker = 'same page';")  # gone if the page reloads
     n0, last0 = trace(browser, ids.LIVE_SPREAD_GRAPH, 1)
@@ -99,9 +99,13 @@ def test_zscore_updates_within_seconds_without_reload(stack, browser):
     # the price figure grows too: new 1 s candles are appended
     c0 = trace(browser, ids.LIVE_PRICE_GRAPH, 0)[0]
     wait_for(lambda: trace(browser, ids.LIVE_PRICE_GRAPH, 0)[0] > c0, 10, "a new candle")
+    # no callback failed on the way (a bad Patch shows up as a 500 on _dash-update-component)
+    failures = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"
+                and "_dash-update-component" in e["message"]]
+    assert not failures, failures
 
 
-def test_alert_rule_created_in_the_ui_appears_in_the_gateway(stack, browser):
+def test_alert_rule_created_in_the_ui_appears_in_the_gateway(browser, stack):
     browser.get(stack.dashboard_url + "/alerts")
     name = f"ui rule {uuid.uuid4().hex[:6]}"
     wait_for(lambda: browser.find_elements("id", ids.ALERT_NAME), 20, "the alert form")
@@ -117,7 +121,7 @@ def test_alert_rule_created_in_the_ui_appears_in_the_gateway(stack, browser):
     wait_for(lambda: name in browser.find_element("id", ids.ALERT_RULES_TABLE).text, 15, "the rule in the table")
 
 
-def test_invalid_rule_shows_the_gateways_validation_message(stack, browser):
+def test_invalid_rule_shows_the_gateways_validation_message(browser, stack):
     browser.get(stack.dashboard_url + "/alerts")
     wait_for(lambda: browser.find_elements("id", ids.ALERT_NAME), 20, "the alert form")
     browser.find_element("id", ids.ALERT_NAME).send_keys("broken rule")
@@ -129,7 +133,7 @@ def test_invalid_rule_shows_the_gateways_validation_message(stack, browser):
     assert not [r for r in rules if r["name"] == "broken rule"]
 
 
-def test_csv_upload_shows_the_gateways_per_line_report(stack, browser, tmp_path):
+def test_csv_upload_shows_the_gateways_per_line_report(browser, stack, tmp_path):
     csv = tmp_path / "trades.csv"
     csv.write_text("timestamp,price,qty\n2024-08-09T00:00:00Z,100.5,0.2\n2024-08-09T00:00:01Z,not-a-price,0.1\n"
                    "2024-08-09T00:00:02Z,100.7,0.3\n")
@@ -147,7 +151,7 @@ def test_csv_upload_shows_the_gateways_per_line_report(stack, browser, tmp_path)
     assert "upload.TESTUSDT" in [i["id"] for i in instruments]
 
 
-def test_system_page_makes_a_simulated_feed_unmistakable(stack, browser):
+def test_system_page_makes_a_simulated_feed_unmistakable(browser, stack):
     browser.get(stack.dashboard_url + "/system")
     feeds = wait_for(lambda: "SIMULATED" in text_of(browser, ids.SYSTEM_FEEDS) and text_of(browser, ids.SYSTEM_FEEDS), 20, "feed cards")
     assert "SIMULATED" in feeds and "NOT A MARKET" in feeds
@@ -159,7 +163,7 @@ def test_system_page_makes_a_simulated_feed_unmistakable(stack, browser):
              lambda: text_of(browser, ids.SYSTEM_LEASES))
 
 
-def test_screenshot_of_every_page(stack, browser):
+def test_screenshot_of_every_page(browser, stack):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     extra = os.environ.get("DASHBOARD_SCREENSHOTS_DIR")
     # an alert that fires on this pair, so the alerts page shows its feed and history filled in
@@ -200,7 +204,7 @@ def _has_plot(browser) -> bool:
     return bool(browser.execute_script("return document.querySelectorAll('.js-plotly-plot .main-svg').length > 2"))
 
 
-def test_gateway_outage_is_shown_and_the_page_recovers_by_itself(stack, browser):
+def test_gateway_outage_is_shown_and_the_page_recovers_by_itself(browser, stack):
     """Runs last: stops the gateway under an open live page, then starts it again on the same port."""
     open_live(browser, stack)
     stack.gateway.stop()

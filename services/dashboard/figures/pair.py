@@ -122,7 +122,7 @@ def spread_figure(rows: Sequence[dict[str, Any]], entry: float, exit_: float,
     shapes, _, _ = region_shapes(rows, entry, exit_)
     fig.update_layout(template=theme.TEMPLATE, uirevision="keep", height=420, shapes=threshold_shapes(entry, exit_)
                       + shapes, margin={"l": 56, "r": 16, "t": 16, "b": 28})
-    fig.update_yaxes(title_text="spread", row=1, col=1)
+    fig.update_yaxes(title_text="y − β·x", row=1, col=1)  # the worker's spread (z is the same with α)
     fig.update_yaxes(title_text="z", row=2, col=1)
     fig.update_xaxes(title_text="UTC", row=2, col=1)
     return fig
