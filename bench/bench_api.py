@@ -20,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -72,8 +73,9 @@ def _free_port() -> int:
 def _start_server(dsn: str, prefix: str, port: int) -> subprocess.Popen:
     env = dict(os.environ, REDIS_URL=REDIS_URL, DATABASE_URL=dsn, PAIRS_KEY_PREFIX=prefix, LOG_LEVEL="WARNING",
                LOG_JSON="false", API_DB_POOL_SIZE="16", API_LIVE_HEARTBEAT_S="0.5")  # fmt: skip
+    log = tempfile.TemporaryFile()  # never a pipe: an unread pipe would block the server once full
     proc = subprocess.Popen([sys.executable, "-m", "services.api", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+                            env=env, stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -82,7 +84,8 @@ def _start_server(dsn: str, prefix: str, port: int) -> subprocess.Popen:
         except httpx.HTTPError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError(f"gateway did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+    log.seek(0)
+    raise RuntimeError(f"gateway did not start: {log.read().decode(errors='replace')[-2000:]}")
 
 
 async def _load(base: str, path: str, params: dict, concurrency: int, seconds: float) -> dict:

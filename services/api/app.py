@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -88,6 +89,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         await app.state.pool.open()
         app.state.redis = connect_async(settings)
         app.state.sync_redis = connect(settings)
+        # live relays each hold a connection in a blocking XREAD: their own pool, sized for them
+        app.state.live_redis = aioredis.Redis.from_url(
+            settings.redis_dsn, max_connections=settings.live_max_clients + 8,
+            socket_connect_timeout=settings.redis_timeout_s, health_check_interval=30,
+        )
+        app.state.live_count = 0
         app.state.compute = ThreadPoolExecutor(settings.compute_threads, thread_name_prefix="api-compute")
         app.state.compute_slots = asyncio.Semaphore(settings.compute_threads)
         try:
@@ -95,6 +102,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         finally:
             app.state.compute.shutdown(wait=False, cancel_futures=True)
             app.state.sync_redis.close()
+            await app.state.live_redis.aclose()
             await app.state.redis.aclose()
             await app.state.pool.close()
 

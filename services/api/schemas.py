@@ -131,3 +131,33 @@ class PairChange(BaseModel):
 
 
 InstrumentDetail.model_rebuild()
+
+
+class LatestPrice(BaseModel):
+    instrument: str
+    price: float
+    qty: float
+    side: str = Field(..., description="Aggressor side: buy or sell")
+    ts_event_us: int = Field(..., description="Trade time, µs since the epoch")
+    source: str = Field(..., description="live, backfill, seed, replay, simulated or upload")
+
+
+class LatestPricesResponse(BaseModel):
+    count: int
+    data: list[LatestPrice]
+
+
+class TickOut(BaseModel):
+    trade_id: int
+    price: float
+    qty: float
+    side: str
+    ts_event_us: int
+    ts_ingest_us: int
+    source: str
+
+
+class TicksResponse(BaseModel):
+    instrument: str
+    count: int
+    data: list[TickOut]

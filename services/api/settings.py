@@ -25,6 +25,7 @@ class ApiSettings(CommonSettings):
     compute_timeout_s: float = Field(60.0, gt=0, description="Time bound of one analysis/backtest/screen request.")
     compute_threads: int = Field(2, ge=1, le=64, description="Threads running heavy analytics at once.")
     max_series_points: int = Field(200_000, ge=100, description="Largest series accepted by the analysis endpoints.")
+    live_max_clients: int = Field(1000, ge=1, le=9000, description="Open live relays at most (each holds a Redis connection).")
     live_queue_size: int = Field(1000, ge=1, description="Frames buffered per live client before it is dropped.")
     live_slow_grace_s: float = Field(2.0, gt=0, description="A live client whose queue stays full this long is dropped.")
     live_heartbeat_s: float = Field(15.0, gt=0, description="Heartbeat frame interval on an idle live connection.")

@@ -12,7 +12,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from services.api.app import create_app
-from services.api.routes.live import CLOSE_BAD_REQUEST, CLOSE_TOO_SLOW, CLOSE_UNAUTHORIZED
+from services.api.routes.live import CLOSE_BAD_REQUEST, CLOSE_TOO_SLOW, CLOSE_TRY_LATER, CLOSE_UNAUTHORIZED
 from shared.messages import Tick, to_fields
 from shared.testing.generator import generate_ticks
 from shared.testing.streams import publish_ticks
@@ -167,3 +167,24 @@ async def test_bad_websocket_requests_get_an_error_frame_and_a_close_code(settin
         async with websockets.connect(ok) as ws:  # the token as a query parameter (browsers cannot set headers)
             await ws.send("ignored")
             assert ws.state.name == "OPEN"
+
+
+async def test_clients_beyond_the_limit_are_refused(settings, db):
+    app = create_app(api_settings(settings, live_max_clients=1))
+    with serve(app) as address:
+        url = f"ws://{address}/api/v1/live/ws?instruments={INSTRUMENT}"
+        async with websockets.connect(url) as first, websockets.connect(url) as second:
+            frame = await _frame(second)
+            assert frame["channel"] == "error" and "1 clients" in frame["problem"]
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(second.recv(), 5)
+            assert closed.value.rcvd.code == CLOSE_TRY_LATER
+            assert first.state.name == "OPEN"
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+            while app.state.live_count:  # the first relay ends within one XREAD block
+                await asyncio.sleep(0.05)
+            async with websockets.connect(url):
+                while app.state.live_count == 0:
+                    await asyncio.sleep(0.02)
+                busy = await http.get("/api/v1/live/sse", params={"instruments": INSTRUMENT})
+                assert busy.status_code == 503

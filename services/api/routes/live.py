@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
@@ -34,11 +34,12 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_BAD_REQUEST = 4022
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_UNAVAILABLE = 1011
+CLOSE_TRY_LATER = 1013
 CLOSE_WAIT_S = 5.0
 
 
 def _relay(request_or_ws: Request | WebSocket, settings: ApiSettings, sub: Subscription) -> Relay:
-    return Relay(request_or_ws.app.state.redis, sub, queue_size=settings.live_queue_size,
+    return Relay(request_or_ws.app.state.live_redis, sub, queue_size=settings.live_queue_size,
                  block_ms=settings.live_block_ms, batch=settings.live_batch, slow_grace_s=settings.live_slow_grace_s)  # fmt: skip
 
 
@@ -64,14 +65,20 @@ async def live_ws(ws: WebSocket, pairs: PairsQ = None, instruments: InstrumentsQ
         await ws.send_text(error_frame(f"{getattr(exc, 'field', 'query')}: {exc}"))
         await ws.close(CLOSE_BAD_REQUEST)
         return
+    if ws.app.state.live_count >= settings.live_max_clients:
+        await ws.send_text(error_frame(f"the gateway already relays to {settings.live_max_clients} clients"))
+        await ws.close(CLOSE_TRY_LATER)
+        return
     relay = _relay(ws, settings, sub)
     metrics.live_clients.inc()
+    ws.app.state.live_count += 1
     counted = True
     try:
         await relay.start_positions()
         error = await first_done(relay.read_forever(), relay.pump(ws.send_text, settings.live_heartbeat_s),
                                  _until_disconnect(ws))  # fmt: skip
         metrics.live_clients.dec()  # the relay is over, even if the close handshake lingers below
+        ws.app.state.live_count -= 1
         counted = False
         if isinstance(error, ClientTooSlow):
             metrics.live_dropped.inc()
@@ -87,6 +94,7 @@ async def live_ws(ws: WebSocket, pairs: PairsQ = None, instruments: InstrumentsQ
     finally:
         if counted:
             metrics.live_clients.dec()
+            ws.app.state.live_count -= 1
 
 
 async def _until_disconnect(ws: WebSocket) -> None:
@@ -108,18 +116,22 @@ async def _close(ws: WebSocket, code: int, reason: str) -> None:
 @router.get("/sse", dependencies=[ReadAuth], summary="Live metrics and ticks as Server-Sent Events",
             response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}, "description": "One `data:` line per frame"},
-                       422: {"model": ErrorResponse, "description": "A parameter is invalid"}})  # fmt: skip
+                       422: {"model": ErrorResponse, "description": "A parameter is invalid"},
+                       503: {"model": ErrorResponse, "description": "Too many live clients"}})  # fmt: skip
 async def live_sse(request: Request, r: RedisDep, settings: SettingsDep, pairs: PairsQ = None,
                    instruments: InstrumentsQ = None, since: SinceQ = "$") -> StreamingResponse:
     sub = Subscription.parse(settings.keys, pairs, instruments, since)
+    if request.app.state.live_count >= settings.live_max_clients:
+        raise HTTPException(status_code=503, detail={
+            "field": None, "problem": f"the gateway already relays to {settings.live_max_clients} clients"})
     relay = _relay(request, settings, sub)
     await relay.start_positions()
-    metrics = request.app.state.metrics
-    return StreamingResponse(_sse_events(relay, settings, metrics), media_type="text/event-stream",
+    return StreamingResponse(_sse_events(relay, settings, request.app.state), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
 
 
-async def _sse_events(relay: Relay, settings: ApiSettings, metrics) -> AsyncIterator[str]:
+async def _sse_events(relay: Relay, settings: ApiSettings, state) -> AsyncIterator[str]:
+    metrics = state.metrics
     out: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1)
 
     async def send(frame: str) -> None:
@@ -135,6 +147,7 @@ async def _sse_events(relay: Relay, settings: ApiSettings, metrics) -> AsyncIter
         await out.put(None)
 
     metrics.live_clients.inc()
+    state.live_count += 1
     task = asyncio.create_task(run())
     try:
         while (item := await out.get()) is not None:
@@ -143,3 +156,4 @@ async def _sse_events(relay: Relay, settings: ApiSettings, metrics) -> AsyncIter
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         metrics.live_clients.dec()
+        state.live_count -= 1

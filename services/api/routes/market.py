@@ -9,7 +9,13 @@ from fastapi import APIRouter, Query
 
 from services.api.deps import DbDep, ReadAuth, RedisDep, SettingsDep
 from services.api.params import instrument_param, time_range, timeframe_param
-from services.api.schemas import BarsResponse, ErrorResponse, InstrumentsResponse
+from services.api.schemas import (
+    BarsResponse,
+    ErrorResponse,
+    InstrumentsResponse,
+    LatestPricesResponse,
+    TicksResponse,
+)
 from shared.errors import DecodeError
 from shared.messages import Tick, from_fields
 from shared.timeframes import timeframe_us
@@ -68,8 +74,8 @@ async def get_bars(
     return BarsResponse(instrument=inst, timeframe=tf, downsampled=downsampled, count=len(rows), data=rows)
 
 
-@router.get("/prices/latest", summary="Latest trade per instrument (from the tick streams)")
-async def latest_prices(db: DbDep, r: RedisDep, settings: SettingsDep) -> dict:
+@router.get("/prices/latest", response_model=LatestPricesResponse, summary="Latest trade per instrument (from the tick streams)")
+async def latest_prices(db: DbDep, r: RedisDep, settings: SettingsDep) -> LatestPricesResponse:
     ids = [row["id"] for row in await (await db.execute("SELECT id FROM instruments ORDER BY id")).fetchall()]
     pipe = r.pipeline(transaction=False)
     for inst in ids:
@@ -84,16 +90,16 @@ async def latest_prices(db: DbDep, r: RedisDep, settings: SettingsDep) -> dict:
             continue
         out.append({"instrument": inst, "price": tick.price, "qty": tick.qty, "side": tick.side,
                     "ts_event_us": tick.ts_event_us, "source": tick.source})  # fmt: skip
-    return {"count": len(out), "data": out}
+    return LatestPricesResponse(count=len(out), data=out)
 
 
-@router.get("/ticks", responses=ERRORS, summary="Most recent ticks of an instrument (from its stream)")
+@router.get("/ticks", response_model=TicksResponse, responses=ERRORS, summary="Most recent ticks of an instrument (from its stream)")
 async def recent_ticks(
     r: RedisDep,
     settings: SettingsDep,
     instrument: Annotated[str, Query(description="venue.SYMBOL")],
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-) -> dict:
+) -> TicksResponse:
     inst = instrument_param(instrument)
     entries = await r.xrevrange(settings.keys.ticks(inst), count=limit)
     ticks = []
@@ -104,4 +110,4 @@ async def recent_ticks(
             continue
         ticks.append({"trade_id": t.trade_id, "price": t.price, "qty": t.qty, "side": t.side,
                       "ts_event_us": t.ts_event_us, "ts_ingest_us": t.ts_ingest_us, "source": t.source})  # fmt: skip
-    return {"instrument": inst, "count": len(ticks), "data": ticks}
+    return TicksResponse(instrument=inst, count=len(ticks), data=ticks)
