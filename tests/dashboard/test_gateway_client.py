@@ -186,3 +186,15 @@ def test_dashboard_command_serves_and_check_reports_it(settings, db, gateway_url
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_feed_modes_are_read_from_status_or_feed_name():
+    from services.dashboard.app import simulated_feeds
+    from services.dashboard.gateway import feed_mode
+
+    assert feed_mode("simulated", {"feed": "simulated", "updated_us": 1}) == "simulated"
+    assert feed_mode("live", {"feed": "live", "connections": 2}) == "live"
+    assert feed_mode("replay", None) == "replay"
+    assert feed_mode("binance", {"mode": "Simulated"}) == "simulated"  # an explicit mode wins over the name
+    assert feed_mode("other", {}) == "unknown"
+    assert simulated_feeds({"live": {}, "simulated": {}, "x": {"mode": "simulated"}}) == ["simulated", "x"]

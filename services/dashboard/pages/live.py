@@ -54,7 +54,7 @@ def layout(pair: str | None = None, timeframe: str | None = None, **_query: str)
         ]),
         html.Div(className="panel", children=[html.H3("Legs: candles and volume"),
                                               dcc.Graph(id=ids.LIVE_PRICE_GRAPH, config=GRAPH_CONFIG)]),
-        html.Div(className="panel", children=[html.H3("All pairs (latest metric)"),
+        html.Div(className="panel", children=[html.H3("All pairs (latest metric; click a row to open it)"),
                                               table(ids.LIVE_SNAPSHOT, columns=SNAPSHOT_COLUMNS, page_size=20)]),
         dcc.Interval(id=ids.LIVE_TICK, interval=rt.settings.refresh_ms),
         dcc.Store(id=ids.LIVE_STATE),
@@ -218,6 +218,17 @@ def _freshness(state: dict) -> html.Div | None:
     if latest is None:
         return message("No metrics for this pair and timeframe yet (is the analytics worker running?).", "info")
     return None
+
+
+@callback(Output(ids.LIVE_PAIR, "value", allow_duplicate=True), Output(ids.LIVE_TIMEFRAME, "value", allow_duplicate=True),
+          Input(ids.LIVE_SNAPSHOT, "active_cell"), State(ids.LIVE_SNAPSHOT, "derived_viewport_data"),
+          prevent_initial_call=True)
+def open_from_overview(cell: dict | None, rows: list[dict] | None):
+    """Clicking a row of the overview shows that pair and timeframe."""
+    if not cell or not rows or cell.get("row", -1) >= len(rows):
+        return no_update, no_update
+    row = rows[cell["row"]]
+    return row["pair"], row["timeframe"]
 
 
 @callback(Output(ids.LIVE_SNAPSHOT, "data"), Input(ids.LIVE_TICK, "n_intervals"), State(ids.LIVE_ENTRY, "value"))
