@@ -81,17 +81,20 @@ class AlertsWorker:
             ttl = max(HEARTBEAT_TTL_SECONDS, int(self.settings.heartbeat_interval_s * 3))
             background = [
                 supervised(heartbeat(self.redis, self.keys.heartbeat("alerts", self.settings.instance), ttl,
-                                     self.settings.heartbeat_interval_s, self._health), "heartbeat"),
-                supervised(listen(self.redis, self.keys.alert_rules_changed_channel, self._reload.set),
+                                     self.settings.heartbeat_interval_s, self._health, self._stop), "heartbeat"),
+                supervised(listen(self.redis, self.keys.alert_rules_changed_channel, self._reload.set, self._stop),
                            "rule-notices"),
             ]
             await self.consumer.discover()
             await self._claim()
             await self._loop()
         finally:
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            self._stop.set()  # also when leaving on an error: the background loops watch it
+            if background:
+                _, late = await asyncio.wait(background, timeout=5.0)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
             await self.deliverer.close(self.settings.shutdown_grace_s)
             await self._close()
             log.info("alerts worker stopped: %s", self.counts)

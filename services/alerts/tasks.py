@@ -13,32 +13,37 @@ import redis.asyncio as aioredis
 log = logging.getLogger(__name__)
 
 
+# Both loops end when ``stop`` is set rather than relying on cancellation alone: a cancel that lands
+# while redis-py's read timeout expires can be swallowed (it returns "no message"), so a loop that
+# only waited for CancelledError could spin forever and hang the shutdown.
+
+
 async def heartbeat(client: aioredis.Redis, key: str, ttl_s: int, interval_s: float,
-                    snapshot: Callable[[], dict[str, Any]]) -> None:
+                    snapshot: Callable[[], dict[str, Any]], stop: asyncio.Event) -> None:
     """Write ``snapshot()`` under ``key`` with a TTL every ``interval_s`` (``pairs alerts --check`` reads it)."""
-    while True:
+    while not stop.is_set():
         try:
             await client.set(key, orjson.dumps(snapshot()), ex=ttl_s)
         except aioredis.RedisError as exc:  # the main loop handles the outage; keep beating after it
             log.warning("heartbeat not written: %s", exc)
-        await asyncio.sleep(interval_s)
+        await wait_or_stop(stop, interval_s)
 
 
-async def listen(client: aioredis.Redis, channel: str, on_notice: Callable[[], None]) -> None:
+async def listen(client: aioredis.Redis, channel: str, on_notice: Callable[[], None], stop: asyncio.Event) -> None:
     """Call ``on_notice`` for every message on ``channel``, resubscribing after a lost connection."""
-    while True:
+    while not stop.is_set():
         pubsub = client.pubsub()
         try:
             await pubsub.subscribe(channel)
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            while not stop.is_set():
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
                 if message is not None:
                     on_notice()
         except aioredis.RedisError as exc:
             # Notices sent meanwhile are lost: act once resubscribed (the worker also reloads periodically).
             log.warning("subscription to %s lost: %s", channel, exc)
             on_notice()
-            await asyncio.sleep(1.0)
+            await wait_or_stop(stop, 1.0)
         finally:
             await pubsub.aclose()
 
