@@ -32,7 +32,6 @@ UPLOAD_VENUE = "upload"
 UPLOAD_SOURCE = "upload"  # ticks.source of uploaded trades
 BATCH_ROWS = 10_000
 MAX_REPORTED_ERRORS = 20
-csv.field_size_limit(1 << 20)  # a pathological line must fail as a row error, not exhaust memory
 
 _TEMP = """
 CREATE TEMP TABLE IF NOT EXISTS up_ticks (LIKE ticks INCLUDING DEFAULTS) ON COMMIT DROP;
