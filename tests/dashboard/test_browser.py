@@ -121,6 +121,48 @@ def test_alert_rule_created_in_the_ui_appears_in_the_gateway(browser, stack):
     wait_for(lambda: name in browser.find_element("id", ids.ALERT_RULES_TABLE).text, 15, "the rule in the table")
 
 
+def _gateway_rule(stack, name: str) -> dict | None:
+    rules = httpx.get(f"{stack.gateway_url}/api/v1/alerts/rules", timeout=5).json()["data"]
+    return next((r for r in rules if r["name"] == name), None)
+
+
+def _select_rule_row(browser, name: str) -> None:
+    def radio():
+        for row in browser.find_elements("css selector", f"#{ids.ALERT_RULES_TABLE} tr"):
+            if name in row.text:
+                return row.find_elements("css selector", "input[type=radio]")
+        return None
+
+    wait_for(radio, 15, f"the row of {name}")[0].click()
+
+
+def test_rule_edit_disable_and_delete_through_the_ui(browser, stack):
+    name = f"edit me {uuid.uuid4().hex[:6]}"
+    created = httpx.post(f"{stack.gateway_url}/api/v1/alerts/rules", headers={"X-API-Token": TOKEN}, timeout=5,
+                         json={"name": name, "timeframe": "1m", "condition": "|z| > 3"}).json()
+    browser.get(stack.dashboard_url + "/alerts")
+    _select_rule_row(browser, name)
+    browser.find_element("id", ids.ALERT_EDIT).click()
+    wait_for(lambda: browser.find_element("id", ids.ALERT_NAME).get_attribute("value") == name, 10, "the form filled")
+    replace_text(browser.find_element("id", ids.ALERT_COOLDOWN), "120")
+    browser.find_element("id", ids.ALERT_SAVE).click()
+    wait_for(lambda: "updated" in text_of(browser, ids.ALERT_FORM_MESSAGE), 15, "the update message",
+             lambda: text_of(browser, ids.ALERT_FORM_MESSAGE))
+    edited = _gateway_rule(stack, name)
+    assert edited["id"] == created["id"] and edited["cooldown_s"] == 120 and edited["enabled"]
+
+    _select_rule_row(browser, name)
+    browser.find_element("id", ids.ALERT_TOGGLE).click()
+    wait_for(lambda: "disabled" in text_of(browser, ids.ALERT_FORM_MESSAGE), 15, "the disabled message")
+    assert _gateway_rule(stack, name)["enabled"] is False
+
+    _select_rule_row(browser, name)
+    browser.find_element("id", ids.ALERT_DELETE).click()
+    wait_for(lambda: "deleted" in text_of(browser, ids.ALERT_FORM_MESSAGE), 15, "the deleted message")
+    assert _gateway_rule(stack, name) is None
+    wait_for(lambda: name not in text_of(browser, ids.ALERT_RULES_TABLE), 15, "the row to go")
+
+
 def test_invalid_rule_shows_the_gateways_validation_message(browser, stack):
     browser.get(stack.dashboard_url + "/alerts")
     wait_for(lambda: browser.find_elements("id", ids.ALERT_NAME), 20, "the alert form")
