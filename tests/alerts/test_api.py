@@ -89,7 +89,7 @@ async def test_create_get_list_rule_canonicalizes_and_stores_the_tree(client, re
     pubsub.close()
 
     assert (await client.get(f"/api/v1/alerts/rules/{rule['id']}")).json() == rule
-    listed = (await client.get("/api/v1/alerts/rules", params={"pair": PAIR})).json()
+    listed = (await client.get("/api/v1/alerts/rules", params={"pair": "ETHUSDT~BTCUSDT"})).json()  # canonicalized
     assert listed["count"] == 1 and listed["data"] == [rule]
     assert (await client.get("/api/v1/alerts/rules", params={"enabled": False})).json()["count"] == 0
     assert (await client.get("/api/v1/alerts/rules/999999")).status_code == 404
@@ -194,6 +194,8 @@ async def test_events_filter_paginate_and_history(client, db):
     history = (await client.get(f"/api/v1/alerts/rules/{rule_id}/events")).json()
     assert history["count"] == 5 and {e["rule_id"] for e in history["data"]} == {rule_id}
     assert (await client.get("/api/v1/alerts/events", params={"limit": 0})).status_code == 422
+    bad_pair = await client.get("/api/v1/alerts/events", params={"pair": "nonsense"})
+    assert bad_pair.status_code == 422 and bad_pair.json()["detail"]["field"] == "pair"
 
 
 async def test_dead_deliveries_listed(client, db):

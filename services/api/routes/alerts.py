@@ -32,6 +32,8 @@ from shared.alerts.schemas import (
     request_from_row,
 )
 from shared.alerts.tree import RuleError
+from shared.errors import InvalidInput
+from shared.instruments import Pair
 
 log = logging.getLogger(__name__)
 router = APIRouter(
@@ -46,6 +48,14 @@ Offset = Annotated[int, Query(ge=0, description="Rows to skip (pagination)")]
 NOT_FOUND = {404: {"description": "No such rule"}}
 _RULE_COLUMNS = ("name", "pair", "timeframe", "kind", "expression", "spec", "enabled", "cooldown_s", "pending_n",
                  "pending_s", "channels")
+
+
+def _pair_id(text: str) -> str:
+    """Canonical pair id of a query parameter (``ETHUSDT~BTCUSDT`` -> ``binance-spot.ETHUSDT~binance-spot.BTCUSDT``)."""
+    try:
+        return Pair.parse(text).id
+    except InvalidInput as exc:
+        raise HTTPException(422, detail={"field": "pair", "problem": str(exc)}) from None
 
 
 def _invalid(exc: RuleError, body: Any) -> RequestValidationError:
@@ -100,7 +110,7 @@ async def list_rules(
     where, args = ["true"], []
     if pair is not None:
         where.append("(pair = %s OR pair IS NULL)")
-        args.append(pair)
+        args.append(_pair_id(pair))
     if enabled is not None:
         where.append("enabled = %s")
         args.append(enabled)
@@ -246,7 +256,8 @@ async def list_events(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> EventList:
-    filters = {"rule_id": rule_id, "pair": pair, "timeframe": timeframe, "kind": kind}
+    filters = {"rule_id": rule_id, "pair": None if pair is None else _pair_id(pair), "timeframe": timeframe,
+               "kind": kind}
     return await _events(db, filters, start, end, limit, offset)
 
 
