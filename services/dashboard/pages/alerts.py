@@ -195,8 +195,10 @@ def live_feed(_n):
 
 @callback(Output(ids.ALERT_HISTORY_TABLE, "data"), Input(ids.ALERT_HISTORY_PAIR, "value"),
           Input(ids.ALERT_HISTORY_KIND, "value"), Input(ids.ALERT_HISTORY_RULE, "value"),
-          Input(ids.ALERT_REFRESH, "data"))
-def history(pair, kind, rule_id, _refresh):
+          Input(ids.ALERT_REFRESH, "data"), Input(ids.ALERT_FEED_TICK, "n_intervals"))
+def history(pair, kind, rule_id, _refresh, n):
+    if ctx.triggered_id == ids.ALERT_FEED_TICK and (n or 0) % 3:  # new firings reach the history within 6 s
+        return no_update
     try:
         events = runtime.current().gateway.events(pair=pair, kind=kind, rule_id=rule_id, limit=500)["data"]
     except GatewayError:
