@@ -55,11 +55,14 @@ def layout(timeframe: str = "1m", **_query: str) -> html.Div:
 @callback(Output(ids.UNIVERSE_INSTRUMENTS, "options"), Output(ids.UNIVERSE_INSTRUMENTS, "value"),
           Input(ids.UNIVERSE_INSTRUMENTS, "id"))
 def instruments(_id):
+    gw = runtime.current().gateway
     try:
-        found = [i["id"] for i in runtime.current().gateway.instruments()]
+        found = [i["id"] for i in gw.instruments()]
+        legs = sorted({leg for p in gw.pairs() if p["enabled"] for leg in (p["y"], p["x"])})
     except GatewayError:
         return [], []
-    return [{"label": short_name(i), "value": i} for i in found], found[:12]
+    chosen = legs if len(legs) >= 2 else found  # start from the traded universe, not every upload
+    return [{"label": short_name(i), "value": i} for i in found], chosen[:12]
 
 
 @callback(Output(ids.UNIVERSE_CORR_GRAPH, "figure"), Output(ids.UNIVERSE_COINT_GRAPH, "figure"),
