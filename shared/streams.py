@@ -53,10 +53,6 @@ class Keys:
         """SCAN pattern matching every pair's metric stream (the alerts worker discovers new pairs)."""
         return f"{self.prefix}metrics:*"
 
-    def pair_of_metrics_key(self, key: str) -> str:
-        """Inverse of ``metrics``: the pair id in a metric stream key."""
-        return key.removeprefix(f"{self.prefix}metrics:")
-
     @property
     def gaps(self) -> str:
         return f"{self.prefix}gaps"
