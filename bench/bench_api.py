@@ -31,7 +31,7 @@ import psycopg
 import redis
 import websockets
 
-from bench._util import REDIS_URL, bench_database, delete_prefix, percentile
+from bench._util import REDIS_URL, bench_database, delete_prefix, machine_cpu_busy, percentile, proc_sample
 from shared.messages import Metric, to_fields
 from shared.streams import Keys
 from shared.timeutil import now_us
@@ -145,6 +145,16 @@ async def _fanout(address: str, r: redis.Redis, keys: Keys, clients: int, metric
             "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99)}
 
 
+def _measured(server_pid: int, phase) -> dict:
+    """Run one phase; add the gateway's CPU share and the machine's busy share over it (2-core box, shared)."""
+    before, (busy0, total0), t0 = proc_sample(server_pid), machine_cpu_busy(), time.perf_counter()
+    result = asyncio.run(phase)
+    after, (busy1, total1), wall = proc_sample(server_pid), machine_cpu_busy(), time.perf_counter() - t0
+    result["server_cpu"] = (after.cpu_s - before.cpu_s) / wall if before and after else float("nan")
+    result["machine_busy"] = (busy1 - busy0) / max(1, total1 - total0)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.bench_api", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -169,11 +179,11 @@ def main(argv: list[str] | None = None) -> int:
                      ("snapshot", "/api/v1/snapshot", {}),
                      ("bars, 1 000 points", "/api/v1/bars", {"instrument": INSTRUMENT, "timeframe": "1m",
                                                              "limit": 1000, "max_points": 1000})]  # fmt: skip
-            http = [(name, asyncio.run(_load(base, path, params, args.concurrency, args.seconds)))
+            http = [(name, _measured(server.pid, _load(base, path, params, args.concurrency, args.seconds)))
                     for name, path, params in cases]  # fmt: skip
             keys = Keys(prefix)
-            one = asyncio.run(_fanout(f"127.0.0.1:{port}", r, keys, 1, args.metrics, 20.0))
-            many = asyncio.run(_fanout(f"127.0.0.1:{port}", r, keys, args.ws_clients, args.metrics, 20.0))
+            one = _measured(server.pid, _fanout(f"127.0.0.1:{port}", r, keys, 1, args.metrics, 20.0))
+            many = _measured(server.pid, _fanout(f"127.0.0.1:{port}", r, keys, args.ws_clients, args.metrics, 20.0))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -181,17 +191,20 @@ def main(argv: list[str] | None = None) -> int:
             r.close()
     base_rps = http[0][1]["rps"]
     print(f"## Gateway HTTP ({args.concurrency} concurrent clients, {args.seconds:g} s each, uvicorn 1 process)\n")
-    print("| endpoint | requests | errors | req/s | p50 ms | p99 ms | req/s vs baseline |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| endpoint | requests | errors | req/s | p50 ms | p99 ms | req/s vs baseline | gateway CPU | machine busy |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, res in http:
         print(f"| {name} | {res['requests']:,} | {res['errors']} | {res['rps']:,.0f} | {res['p50_ms']:.2f} | "
-              f"{res['p99_ms']:.2f} | {res['rps'] / base_rps:.2f} |")
+              f"{res['p99_ms']:.2f} | {res['rps'] / base_rps:.2f} | {res['server_cpu']:.0%} | {res['machine_busy']:.0%} |")
     print(f"\n## WebSocket fan-out ({args.metrics} metrics at 20/s, publish -> receive)\n")
-    print("| clients | delivered / expected | p50 ms | p99 ms | p99 vs 1 client |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    print("| clients | delivered / expected | p50 ms | p99 ms | p99 vs 1 client | gateway CPU | machine busy |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for res in (one, many):
         print(f"| {res['clients']} | {res['delivered']:,} / {res['expected']:,} | {res['p50_ms']:.2f} | "
-              f"{res['p99_ms']:.2f} | {res['p99_ms'] / one['p99_ms']:.2f} |")
+              f"{res['p99_ms']:.2f} | {res['p99_ms'] / one['p99_ms']:.2f} | {res['server_cpu']:.0%} | "
+              f"{res['machine_busy']:.0%} |")
+    print("\ngateway CPU: the uvicorn process's CPU time / wall time (100% = one core); machine busy: all "
+          "processes on the box, load generator included.")
     return 0
 
 
