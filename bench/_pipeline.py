@@ -7,6 +7,7 @@ environment (a bench-only key prefix and a bench database), exactly as it would 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -302,6 +303,7 @@ class Pipeline:
                 proc.wait(10)
         delete_prefix(self.client, self.prefix)
         self.client.close()
+        shutil.rmtree(self.logs, ignore_errors=True)
 
 
 class LatencyReader(threading.Thread):

@@ -11,7 +11,6 @@ import contextlib
 import os
 import platform
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -97,36 +96,6 @@ def machine_cpu_busy() -> tuple[float, float]:
     idle = parts[3] + (parts[4] if len(parts) > 4 else 0)  # idle + iowait
     total = sum(parts[:8])
     return total - idle, total
-
-
-class CpuMeter:
-    """CPU percent of named processes (and of the whole machine) between ``start()`` and ``stop()``."""
-
-    def __init__(self) -> None:
-        self.pids: dict[str, int] = {}
-        self._start: dict[str, float] = {}
-        self.percent: dict[str, float] = {}
-        self.machine_percent = float("nan")
-        self._t0 = 0.0
-        self._m0 = (0.0, 0.0)
-
-    def start(self, pids: dict[str, int]) -> None:
-        self.pids = dict(pids)
-        self._t0 = time.perf_counter()
-        self._m0 = machine_cpu_busy()
-        self._start = {name: s.cpu_s for name, pid in self.pids.items() if (s := proc_sample(pid))}
-
-    def stop(self) -> float:
-        """Returns the measured wall seconds."""
-        wall = time.perf_counter() - self._t0
-        busy, total = machine_cpu_busy()
-        dt = total - self._m0[1]
-        self.machine_percent = 100.0 * (busy - self._m0[0]) / dt * (os.cpu_count() or 1) if dt > 0 else float("nan")
-        for name, pid in self.pids.items():
-            s = proc_sample(pid)
-            if s is not None and name in self._start and wall > 0:
-                self.percent[name] = 100.0 * (s.cpu_s - self._start[name]) / wall
-        return wall
 
 
 def redis_server_pid(client: redis.Redis) -> int | None:

@@ -28,8 +28,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+
 from bench._pipeline import DataSet, LatencyReader, Pipeline, insert_rules, write_generated
-from bench._util import REDIS_URL, bench_database, fmt, percentile
+from bench._util import REDIS_URL, bench_database, fmt, machine_cpu_busy, percentile
 from shared.config import data_dir_or_none
 from shared.instruments import Pair
 
@@ -51,6 +53,8 @@ class Run:
     cpu: dict[str, float] = field(default_factory=dict)  # process group -> CPU % over the run
     peak_rss: dict[str, float] = field(default_factory=dict)
     redis_ops: float = float("nan")
+    machine_cpu: float = float("nan")  # every process on the machine, ours or not (% of one core)
+    commits: float = float("nan")  # database transactions committed per second (our database)
     rows: dict[str, int] = field(default_factory=dict)
     metric_ms: list[float] = field(default_factory=list)
     alert_ms: list[float] = field(default_factory=list)
@@ -61,10 +65,21 @@ class Run:
         return self.ticks / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _summarize(p: Pipeline, run: Run, t_first: float, t_ingest: float, t_done: float, ops0: int) -> None:
+def _commits(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+
+
+def _summarize(p: Pipeline, run: Run, t_first: float, t_ingest: float, t_done: float, start: tuple) -> None:
+    ops0, commits0, machine0 = start
+    wall = max(time.time() - t_first, 1e-9)
     run.ticks = int(p.published or 0)
     run.seconds, run.ingest_seconds = t_done - t_first, t_ingest - t_first
-    run.redis_ops = (p.client.info("stats")["total_commands_processed"] - ops0) / max(time.time() - t_first, 1e-9)
+    run.redis_ops = (p.client.info("stats")["total_commands_processed"] - ops0) / wall
+    run.commits = (_commits(p.dsn) - commits0) / wall
+    busy, total = machine_cpu_busy()
+    if total > machine0[1]:
+        run.machine_cpu = 100.0 * (busy - machine0[0]) / (total - machine0[1]) * (os.cpu_count() or 1)
     groups = {"analytics": "analytics-", "ingest": "ingest", "alerts": "alerts", "redis": "redis",
               "postgres": "postgres-"}  # fmt: skip
     for group, start in groups.items():
@@ -95,9 +110,9 @@ def run_scenario(dsn: str, data: DataSet, workers: int, label: str, *, speed: st
         if latency:
             reader = LatencyReader(p)
             reader.start()
-        ops0 = p.client.info("stats")["total_commands_processed"]
         p.start_ingest(speed)
         t_first = p.first_arrival()
+        start = (p.client.info("stats")["total_commands_processed"], _commits(dsn), machine_cpu_busy())
         p.watch.reset()
         next_sample = [0.0]
 
@@ -107,7 +122,7 @@ def run_scenario(dsn: str, data: DataSet, workers: int, label: str, *, speed: st
                 run.memory.append(_memory_sample(p, now - t_first, done))
 
         t_ingest, t_done = p.wait_processed(timeout_s, on_poll)
-        _summarize(p, run, t_first, t_ingest, t_done, ops0)
+        _summarize(p, run, t_first, t_ingest, t_done, start)
         if sample_every_s:
             run.memory.append(_memory_sample(p, time.time() - t_first, p.processed()))
         if reader is not None:
@@ -157,14 +172,16 @@ def _memory_sample(p: Pipeline, t: float, done: int) -> tuple[float, int, int, i
 def throughput_table(runs: list[Run], cores: int) -> list[str]:
     base = runs[0].rate if runs else float("nan")
     out = ["| workers | ticks | e2e s | ticks/s end to end | vs 1 worker | ingest-only ticks/s | analytics CPU % "
-           "(busiest worker) | ingest CPU % | Redis CPU % | Redis ops/s | PostgreSQL backends CPU % | rows bars / metrics |",
-           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+           "(busiest worker) | ingest CPU % | Redis CPU % | Redis ops/s | PostgreSQL backends CPU % | DB commits/s "
+           "| machine CPU % (all processes) | rows bars / metrics |",
+           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for r in runs:
         ingest_rate = r.ticks / r.ingest_seconds if r.ingest_seconds > 0 else float("nan")
         out.append(f"| {r.workers} | {r.ticks:,} | {r.seconds:.2f} | {r.rate:,.0f} | {r.rate / base:.2f}x "
                    f"| {ingest_rate:,.0f} | {fmt(r.cpu.get('analytics'), 0)} ({fmt(r.cpu.get('analytics max/worker'), 0)}) "
                    f"| {fmt(r.cpu.get('ingest'), 0)} | {fmt(r.cpu.get('redis'), 0)} | {r.redis_ops:,.0f} "
-                   f"| {fmt(r.cpu.get('postgres'), 0)} | {r.rows['bars']:,} / {r.rows['pair_metrics']:,} |")  # fmt: skip
+                   f"| {fmt(r.cpu.get('postgres'), 0)} | {fmt(r.commits, 0)} | {fmt(r.machine_cpu, 0)} "
+                   f"| {r.rows['bars']:,} / {r.rows['pair_metrics']:,} |")  # fmt: skip
     out += ["", saturation_note(runs, cores)]
     return out
 
@@ -181,9 +198,12 @@ def saturation_note(runs: list[Run], cores: int) -> str:
         what = f"the machine's {cores} cores (our processes use {ours:.0f} % of {cores * 100} %: {share})"
     elif knee.cpu.get("analytics max/worker", 0) >= 85:
         what = f"the analytics workers' own CPU (one process per core; {share})"
+    elif knee.machine_cpu >= 0.85 * cores * 100:
+        what = (f"the machine's {cores} cores, mostly to other work: all processes used {knee.machine_cpu:.0f} % "
+                f"of {cores * 100} %, ours {ours:.0f} % ({share})")
     else:
-        what = (f"no single process of ours ({share}; {ours:.0f} % of {cores * 100} % in total): "
-                f"the rest of the cores went to other work on the machine")
+        what = (f"no process is CPU-bound ({share}); the workers mostly wait on the database: "
+                f"{knee.commits:,.0f} commits/s, one per pair per poll round")
     return (f"Scaling: best {best.rate:,.0f} ticks/s with {best.workers} worker(s); within 10 % of it from "
             f"{knee.workers} worker(s) on, so it saturates there. What saturates: {what}. "
             f"Target >= {TARGET_TICKS_PER_S:,} ticks/s for 10 pairs: "
@@ -225,7 +245,7 @@ def other_table(runs: list[Run]) -> list[str]:
 def memory_table(run: Run, rows: int = 12) -> list[str]:
     out = ["| t s | ticks processed | tick entries in Redis | metric entries | our keys MB | Redis used_memory MB |",
            "| ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
-    step = max(1, len(run.memory) // rows)
+    step = max(1, -(-len(run.memory) // rows))
     picked = run.memory[::step]
     if run.memory and picked[-1] is not run.memory[-1]:
         picked.append(run.memory[-1])

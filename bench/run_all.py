@@ -42,31 +42,37 @@ class Module:
     title: str
     budget_s: float  # full run; --quick runs get a quarter of it (at least 60 s)
     about: str
+    args: tuple[str, ...] = ()  # full-run options sizing the module to its share of the 10-minute suite
 
 
+# In report order: the comparisons first, the heaviest modules last (a suite over its budget
+# skips what is left, and says so).
 MODULES: tuple[Module, ...] = (
-    Module("hedge", "Analytics update path vs recomputing the window (pandas / statsmodels / scikit-learn)", 150,
+    Module("hedge", "Analytics update path vs recomputing the window (pandas / statsmodels / scikit-learn)", 90,
            "Per-update cost of the streaming hedge, z-score and correlation against refitting the window at "
            "every update, for windows 300 and 3 000, per hedge method."),
-    Module("stats", "ADF / cointegration vs statsmodels", 120,
+    Module("stats", "ADF / cointegration vs statsmodels", 90,
            "Time of the project's ADF and cointegration tests against statsmodels on the same inputs, and "
            "whether the results are equal."),
-    Module("storage", "Storage: write paths and bar queries (plain PostgreSQL)", 120,
+    Module("storage", "Storage: write paths and bar queries (plain PostgreSQL)", 90,
            "Bars/metrics write rate: binary COPY + upsert (the worker's path) against row-by-row and multi-row "
            "upserts; range queries over 1 day of 1s bars and 30 days of 1m bars."),
+    Module("pipeline", "Pipeline end to end: throughput, scaling, latency, memory", 300,
+           "Ingest -> Redis -> analytics -> PostgreSQL with 1, 2 and 4 worker processes; tick -> metric and "
+           "tick -> alert latency at 2 000 ticks/s; real and 1 h replays; Redis memory with trimming on."),
     Module("ingest_replay", "Ingest: replay files -> Redis", 120,
            "File parse + normalise + pipelined XADD, real spot data and 1 h x 20 generated instruments."),
     Module("ingest_live", "Ingest: local Binance-compatible server -> Redis", 120,
-           "Frames/s from a local WebSocket server through the live ingest path, and receive -> XADD latency."),
-    Module("api", "Gateway: REST and WebSocket", 120,
-           "Snapshot and bars endpoints req/s and p99 at 50 concurrent clients; WebSocket fan-out to 200 clients."),
-    Module("alerts", "Alerts: metric -> alert event", 90,
-           "The alerts worker with 1 000 rules at 2 000 metrics/s: metric publication -> alert event latency."),
+           "Frames/s from a local WebSocket server through the live ingest path, and receive -> XADD latency.",
+           ("--frames", "30000")),
+    Module("api", "Gateway: REST and WebSocket", 90,
+           "Snapshot and bars endpoints req/s and p99 at 50 concurrent clients; WebSocket fan-out to 200 clients.",
+           ("--seconds", "5")),
+    Module("alerts", "Alerts: metric -> alert event", 60,
+           "The alerts worker with 1 000 rules at 2 000 metrics/s: metric publication -> alert event latency "
+           "(the pipeline section has the end-to-end tick -> alert figure)."),
     Module("research", "Research tools: screening, backtest, walk-forward", 120,
            "Universe screening, a long backtest and a walk-forward grid, with 1 vs 2 worker processes."),
-    Module("pipeline", "Pipeline end to end: throughput, scaling, latency, memory", 330,
-           "Ingest -> Redis -> analytics -> PostgreSQL with 1, 2 and 4 worker processes; tick -> metric and "
-           "tick -> alert latency at 2 000 ticks/s; real and 1 h replays; Redis memory with trimming on."),
 )
 
 
@@ -104,7 +110,7 @@ def machine_info() -> dict[str, str]:
 
 
 def run_module(module: Module, quick: bool, timeout_s: float) -> Result:
-    cmd = [sys.executable, "-m", f"bench.bench_{module.name}"] + (["--quick"] if quick else [])
+    cmd = [sys.executable, "-m", f"bench.bench_{module.name}", *(["--quick"] if quick else module.args)]
     started = time.perf_counter()
     # Own session = own process group: a timeout kills the module and every process it started.
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -151,13 +157,17 @@ def render(results: list[Result], command: str, started: dt.datetime, info: dict
         lines.append(f"| `bench.bench_{r.module.name}` | {r.module.title} | {r.status} | {r.seconds:.0f} |")
     for r in results:
         lines += ["", f"## {r.module.title}", "", r.module.about, "",
-                  f"`python -m bench.bench_{r.module.name}{' --quick' if quick else ''}`: {r.status}, "
+                  f"`{_module_command(r.module, quick)}`: {r.status}, "
                   f"{r.seconds:.0f} s.", ""]  # fmt: skip
         if r.output.strip():
             lines.append(r.output.strip())
         if r.error_tail:
             lines += ["", "```text", r.error_tail, "```"]
     return "\n".join(lines) + "\n"
+
+
+def _module_command(module: Module, quick: bool) -> str:
+    return shlex.join(["python", "-m", f"bench.bench_{module.name}", *(["--quick"] if quick else module.args)])
 
 
 def _load(load: tuple[float, float, float]) -> str:
