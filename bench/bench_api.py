@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -111,6 +113,26 @@ async def _load(base: str, path: str, params: dict, concurrency: int, seconds: f
             "p50_ms": percentile(latencies, 50) * 1e3, "p99_ms": percentile(latencies, 99) * 1e3}
 
 
+_WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+async def _load_wrk(base: str, path: str, params: dict, concurrency: int, seconds: float) -> dict:
+    """The same measurement with ``wrk`` (C, two threads): the load generator costs far less CPU than httpx."""
+    url = str(httpx.URL(base + path, params=params))
+    proc = await asyncio.create_subprocess_exec(
+        "wrk", "-t2", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)  # fmt: skip
+    out = (await proc.communicate())[0].decode()
+    pct = {q: float(v) * _WRK_UNITS[u] for q, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    total = re.search(r"(\d+) requests in", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non_ok = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    if not (total and rps and "50" in pct and "99" in pct):
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    return {"requests": int(total.group(1)), "errors": int(non_ok.group(1)) if non_ok else 0,
+            "rps": float(rps.group(1)), "p50_ms": pct["50"], "p99_ms": pct["99"]}
+
+
 async def _fanout(address: str, r: redis.Redis, keys: Keys, clients: int, metrics: int, rate: float) -> dict:
     pair = "sim.Y000~sim.X000"
     url = f"ws://{address}/api/v1/live/ws?pairs={pair}"
@@ -163,10 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--ws-clients", type=int, default=200)
     p.add_argument("--metrics", type=int, default=100, help="metrics published during the fan-out run")
+    p.add_argument("--load", choices=("auto", "wrk", "httpx"), default="auto",
+                   help="HTTP load generator (auto: wrk when installed, else httpx)")
     p.add_argument("--key-prefix", default=None)
     args = p.parse_args(argv)
     if args.quick:
         args.concurrency, args.seconds, args.ws_clients, args.metrics = 5, 0.5, 10, 10
+    loader = ("wrk" if shutil.which("wrk") else "httpx") if args.load == "auto" else args.load
     prefix = args.key_prefix or f"bench:api:{uuid.uuid4().hex[:8]}:"
     r = redis.Redis.from_url(REDIS_URL)
     with bench_database(tag="api") as dsn:
@@ -179,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                      ("snapshot", "/api/v1/snapshot", {}),
                      ("bars, 1 000 points", "/api/v1/bars", {"instrument": INSTRUMENT, "timeframe": "1m",
                                                              "limit": 1000, "max_points": 1000})]  # fmt: skip
-            http = [(name, _measured(server.pid, _load(base, path, params, args.concurrency, args.seconds)))
+            load = _load_wrk if loader == "wrk" else _load
+            http = [(name, _measured(server.pid, load(base, path, params, args.concurrency, args.seconds)))
                     for name, path, params in cases]  # fmt: skip
             keys = Keys(prefix)
             one = _measured(server.pid, _fanout(f"127.0.0.1:{port}", r, keys, 1, args.metrics, 20.0))
@@ -190,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             delete_prefix(r, prefix)
             r.close()
     base_rps = http[0][1]["rps"]
-    print(f"## Gateway HTTP ({args.concurrency} concurrent clients, {args.seconds:g} s each, uvicorn 1 process)\n")
+    print(f"## Gateway HTTP ({args.concurrency} concurrent clients, {args.seconds:g} s each, {loader}, "
+          "uvicorn 1 process)\n")
     print("| endpoint | requests | errors | req/s | p50 ms | p99 ms | req/s vs baseline | gateway CPU | machine busy |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, res in http:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from services.api.deps import DbDep, ReadAuth, RedisDep, SettingsDep
+from services.api.fastjson import rows_response
 from services.api.params import instrument_param, time_range, timeframe_param
 from services.api.schemas import (
     BarsResponse,
@@ -57,7 +58,7 @@ async def get_bars(
     end: Annotated[datetime | None, Query(alias="to", description="UTC end (inclusive)")] = None,
     limit: Annotated[int, Query(ge=1, le=1_000_000, description="Newest bars to consider")] = 5000,
     max_points: Annotated[int, Query(ge=10, le=100_000, description="Downsample above this many bars")] = 2000,
-) -> BarsResponse:
+) -> Response:
     inst = instrument_param(instrument)
     tf = timeframe_param(timeframe, bars_only=True)
     a, b = time_range(start, end)
@@ -71,7 +72,8 @@ async def get_bars(
         width = -(-width // (timeframe_us(tf) / 1e6)) * (timeframe_us(tf) / 1e6)
         rows = await (await db.execute(_BARS_DOWNSAMPLED, {**params, "w": width})).fetchall()
         downsampled = True
-    return BarsResponse(instrument=inst, timeframe=tf, downsampled=downsampled, count=len(rows), data=rows)
+    return rows_response({"instrument": inst, "timeframe": tf, "downsampled": downsampled, "count": len(rows),
+                          "data": rows})
 
 
 @router.get("/prices/latest", response_model=LatestPricesResponse, summary="Latest trade per instrument (from the tick streams)")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from services.api.deps import DbDep, ReadAuth
+from services.api.fastjson import rows_response
 from services.api.params import pair_param, time_range, timeframe_param
 from services.api.schemas import ErrorResponse, MetricsResponse, SnapshotResponse
 
@@ -28,7 +29,7 @@ async def metric_history(
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000, description="Newest rows returned")] = 2000,
-) -> MetricsResponse:
+) -> Response:
     pid = pair_param(pair)
     tf = timeframe_param(timeframe, bars_only=False)
     a, b = time_range(start, end)
@@ -39,11 +40,11 @@ async def metric_history(
             (pid, tf, a, b, limit),
         )
     ).fetchall()
-    return MetricsResponse(pair=pid, timeframe=tf, count=len(rows), data=rows)
+    return rows_response({"pair": pid, "timeframe": tf, "count": len(rows), "data": rows})
 
 
 @router.get("/snapshot", response_model=SnapshotResponse, summary="Latest metric of every pair and timeframe")
-async def snapshot(db: DbDep) -> SnapshotResponse:
+async def snapshot(db: DbDep) -> Response:
     # One index probe per (pair, timeframe) instead of a scan (pair_metrics' primary key leads with them).
     rows = await (
         await db.execute(
@@ -52,4 +53,4 @@ async def snapshot(db: DbDep) -> SnapshotResponse:
             "ORDER BY ts DESC, seq DESC LIMIT 1) m ORDER BY p.id, tf"
         )
     ).fetchall()
-    return SnapshotResponse(count=len(rows), data=rows)
+    return rows_response({"count": len(rows), "data": rows})
