@@ -102,3 +102,14 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+def assert_same_rows(actual: dict[str, list[tuple]], expected: dict[str, list[tuple]]) -> None:
+    """Table snapshots equal; otherwise name the table, the first differing row and its columns."""
+    for table in expected:
+        got, want = actual[table], expected[table]
+        for i, (a, b) in enumerate(zip(got, want, strict=False)):
+            if a != b:
+                cols = [j for j, (u, v) in enumerate(zip(a, b, strict=False)) if u != v]
+                raise AssertionError(f"{table}: row {i} differs in columns {cols}:\n  got  {a}\n  want {b}")
+        assert len(got) == len(want), f"{table}: {len(got)} rows, expected {len(want)}"
