@@ -56,9 +56,11 @@ async def _scan_values(r: aioredis.Redis, pattern: str) -> list[tuple[str, Any, 
 
 
 def _heartbeat_age_s(body: Any, now: float) -> float | None:
-    """Heartbeats carry ``updated_us`` (ingest) or ``ts`` in seconds (analytics)."""
+    """Heartbeats carry ``ts_us`` (shared.lifecycle format), ``updated_us`` (ingest) or ``ts`` in seconds."""
     if not isinstance(body, dict):
         return None
+    if isinstance(body.get("ts_us"), int | float):
+        return max(0.0, now - body["ts_us"] / 1e6)
     if isinstance(body.get("updated_us"), int | float):
         return max(0.0, now - body["updated_us"] / 1e6)
     if isinstance(body.get("ts"), int | float):
