@@ -136,10 +136,11 @@ class Pipeline:
         self.published: int | None = None
 
     # --- processes ------------------------------------------------------------------------
-    def _spawn(self, name: str, args: list[str], stdout: int | None = subprocess.DEVNULL) -> subprocess.Popen:
-        err = open(self.logs / f"{name}.err", "wb")  # noqa: SIM115 (closed with the process)
-        out = open(self.logs / f"{name}.out", "wb") if stdout is None else stdout  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", *args], env=self.env, stdout=out, stderr=err)
+    def _spawn(self, name: str, args: list[str], capture_stdout: bool = False) -> subprocess.Popen:
+        # The child keeps its own copies of the descriptors: ours are closed as soon as it has started.
+        with open(self.logs / f"{name}.err", "wb") as err, open(self.logs / f"{name}.out", "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", *args], env=self.env, stderr=err,
+                                    stdout=out if capture_stdout else subprocess.DEVNULL)  # fmt: skip
         self.procs[name] = proc
         self.watch.add(name, proc.pid)
         return proc
@@ -214,7 +215,7 @@ class Pipeline:
                 "--instance", "bench-ingest"]  # fmt: skip
         if self.data.venue:
             args += ["--venue", self.data.venue]
-        self._spawn("ingest", args, stdout=None)
+        self._spawn("ingest", args, capture_stdout=True)
 
     # --- progress -------------------------------------------------------------------------
     def processed(self) -> int:

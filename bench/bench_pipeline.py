@@ -54,7 +54,8 @@ class Run:
     peak_rss: dict[str, float] = field(default_factory=dict)
     redis_ops: float = float("nan")
     machine_cpu: float = float("nan")  # every process on the machine, ours or not (% of one core)
-    commits: float = float("nan")  # database transactions committed per second (our database)
+    commits: float = float("nan")  # write transactions per second (whole server)
+    wal_mb: float = float("nan")  # WAL MB written per second (whole server)
     rows: dict[str, int] = field(default_factory=dict)
     metric_ms: list[float] = field(default_factory=list)
     alert_ms: list[float] = field(default_factory=list)
@@ -65,9 +66,19 @@ class Run:
         return self.ticks / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _commits(dsn: str) -> int:
+def _db_counters(dsn: str) -> tuple[int, str]:
+    """(next transaction id, current WAL position) of the server: their deltas are write transactions
+    and WAL bytes (server-wide; pg_stat_database's counters lag by up to a minute for busy backends)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        return conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()").fetchone()[0]
+        xid, lsn = conn.execute("SELECT txid_snapshot_xmax(txid_current_snapshot()), pg_current_wal_lsn()::text").fetchone()
+    return int(xid), lsn
+
+
+def _db_rates(dsn: str, before: tuple[int, str], wall: float) -> tuple[float, float]:
+    xid, lsn = _db_counters(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        (wal,) = conn.execute("SELECT pg_wal_lsn_diff(%s::pg_lsn, %s::pg_lsn)", (lsn, before[1])).fetchone()
+    return (xid - before[0]) / wall, float(wal) / 2**20 / wall
 
 
 def _summarize(p: Pipeline, run: Run, t_first: float, t_ingest: float, t_done: float, start: tuple) -> None:
@@ -76,7 +87,7 @@ def _summarize(p: Pipeline, run: Run, t_first: float, t_ingest: float, t_done: f
     run.ticks = int(p.published or 0)
     run.seconds, run.ingest_seconds = t_done - t_first, t_ingest - t_first
     run.redis_ops = (p.client.info("stats")["total_commands_processed"] - ops0) / wall
-    run.commits = (_commits(p.dsn) - commits0) / wall
+    run.commits, run.wal_mb = _db_rates(p.dsn, commits0, wall)
     busy, total = machine_cpu_busy()
     if total > machine0[1]:
         run.machine_cpu = 100.0 * (busy - machine0[0]) / (total - machine0[1]) * (os.cpu_count() or 1)
@@ -112,7 +123,7 @@ def run_scenario(dsn: str, data: DataSet, workers: int, label: str, *, speed: st
             reader.start()
         p.start_ingest(speed)
         t_first = p.first_arrival()
-        start = (p.client.info("stats")["total_commands_processed"], _commits(dsn), machine_cpu_busy())
+        start = (p.client.info("stats")["total_commands_processed"], _db_counters(dsn), machine_cpu_busy())
         p.watch.reset()
         next_sample = [0.0]
 
@@ -172,15 +183,15 @@ def _memory_sample(p: Pipeline, t: float, done: int) -> tuple[float, int, int, i
 def throughput_table(runs: list[Run], cores: int) -> list[str]:
     base = runs[0].rate if runs else float("nan")
     out = ["| workers | ticks | e2e s | ticks/s end to end | vs 1 worker | ingest-only ticks/s | analytics CPU % "
-           "(busiest worker) | ingest CPU % | Redis CPU % | Redis ops/s | PostgreSQL backends CPU % | DB commits/s "
-           "| machine CPU % (all processes) | rows bars / metrics |",
-           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+           "(busiest worker) | ingest CPU % | Redis CPU % | Redis ops/s | PostgreSQL backends CPU % | DB write tx/s "
+           "| WAL MB/s | machine CPU % (all processes) | rows bars / metrics |",
+           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for r in runs:
         ingest_rate = r.ticks / r.ingest_seconds if r.ingest_seconds > 0 else float("nan")
         out.append(f"| {r.workers} | {r.ticks:,} | {r.seconds:.2f} | {r.rate:,.0f} | {r.rate / base:.2f}x "
                    f"| {ingest_rate:,.0f} | {fmt(r.cpu.get('analytics'), 0)} ({fmt(r.cpu.get('analytics max/worker'), 0)}) "
                    f"| {fmt(r.cpu.get('ingest'), 0)} | {fmt(r.cpu.get('redis'), 0)} | {r.redis_ops:,.0f} "
-                   f"| {fmt(r.cpu.get('postgres'), 0)} | {fmt(r.commits, 0)} | {fmt(r.machine_cpu, 0)} "
+                   f"| {fmt(r.cpu.get('postgres'), 0)} | {fmt(r.commits, 0)} | {fmt(r.wal_mb)} | {fmt(r.machine_cpu, 0)} "
                    f"| {r.rows['bars']:,} / {r.rows['pair_metrics']:,} |")  # fmt: skip
     out += ["", saturation_note(runs, cores)]
     return out
@@ -203,7 +214,7 @@ def saturation_note(runs: list[Run], cores: int) -> str:
                 f"of {cores * 100} %, ours {ours:.0f} % ({share})")
     else:
         what = (f"no process is CPU-bound ({share}); the workers mostly wait on the database: "
-                f"{knee.commits:,.0f} commits/s, one per pair per poll round")
+                f"{knee.commits:,.0f} write transactions/s, one per pair per poll round")
     return (f"Scaling: best {best.rate:,.0f} ticks/s with {best.workers} worker(s); within 10 % of it from "
             f"{knee.workers} worker(s) on, so it saturates there. What saturates: {what}. "
             f"Target >= {TARGET_TICKS_PER_S:,} ticks/s for 10 pairs: "

@@ -160,10 +160,18 @@ def render(results: list[Result], command: str, started: dt.datetime, info: dict
                   f"`{_module_command(r.module, quick)}`: {r.status}, "
                   f"{r.seconds:.0f} s.", ""]  # fmt: skip
         if r.output.strip():
-            lines.append(r.output.strip())
+            lines += [_demote(line) for line in r.output.strip().splitlines()]
         if r.error_tail:
             lines += ["", "```text", r.error_tail, "```"]
     return "\n".join(lines) + "\n"
+
+
+def _demote(line: str) -> str:
+    """A module's own headings go under its section (### and below)."""
+    if not line.startswith("#"):
+        return line
+    level = len(line) - len(line.lstrip("#"))
+    return "#" * max(3, level + 1) + line[level:]
 
 
 def _module_command(module: Module, quick: bool) -> str:
