@@ -44,7 +44,7 @@ router = APIRouter(
 
 RuleId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Rule id")]
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
-Offset = Annotated[int, Query(ge=0, description="Rows to skip (pagination)")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip (pagination)")]
 NOT_FOUND = {404: {"description": "No such rule"}}
 _RULE_COLUMNS = ("name", "pair", "timeframe", "kind", "expression", "spec", "enabled", "cooldown_s", "pending_n",
                  "pending_s", "channels")
