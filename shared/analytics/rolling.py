@@ -57,40 +57,40 @@ class RollingMoments2:
         return self.n == self.window
 
     def update(self, x: float, y: float) -> None:
-        # Hot path (a few µs budget): state is read into locals once and written back once; the
-        # arithmetic, and its order, is the Welford add/remove recurrence of the module docstring.
+        # Hot path (a few µs budget): state is read into locals once and written back once.
+        # While filling: the Welford add step. Once full: one "slide" step that replaces the oldest
+        # pair by the new one with the window size fixed (all terms centered, no raw sums):
+        #   mx' = mx + (x - ox)/n
+        #   cxx' = cxx + (x - ox) * (x - mx' + ox - mx)
+        #   cxy' = cxy + (x - mx)(y - my) - (ox - mx)(oy - my) - (x - ox)(y - oy)/n
         if not (_isfinite(x) and _isfinite(y)):
             raise _non_finite(x, y)
         buf = self._buf
         buf.append((x, y))
         self.count += 1
-        # add (x, y)
-        n = self.n + 1
-        mx_old = self.mx
-        my_old = self.my
-        dx = x - mx_old
-        mx = mx_old + dx / n
-        my = my_old + (y - my_old) / n
-        cxx = self.cxx + dx * (x - mx)
-        cxy = self.cxy + dx * (y - my)
-        cyy = self.cyy + (y - my_old) * (y - my)
-        if n > self.window:
-            # remove the oldest pair
+        n = self.n
+        mx = self.mx
+        my = self.my
+        if n == self.window:
             ox, oy = buf.popleft()
-            n -= 1
-            mx_old = mx
-            my_old = my
-            mx = mx_old - (ox - mx_old) / n
-            my = my_old - (oy - my_old) / n
-            cxx -= (ox - mx) * (ox - mx_old)
-            cxy -= (ox - mx) * (oy - my_old)
-            cyy -= (oy - my) * (oy - my_old)
-        self.n = n
-        self.mx = mx
-        self.my = my
-        self.cxx = cxx
-        self.cxy = cxy
-        self.cyy = cyy
+            dx = x - ox
+            dy = y - oy
+            mx2 = mx + dx / n
+            my2 = my + dy / n
+            self.cxx += dx * (x - mx2 + ox - mx)
+            self.cyy += dy * (y - my2 + oy - my)
+            self.cxy += (x - mx) * (y - my) - (ox - mx) * (oy - my) - dx * dy / n
+        else:
+            n += 1
+            dx = x - mx
+            mx2 = mx + dx / n
+            my2 = my + (y - my) / n
+            self.cxx += dx * (x - mx2)
+            self.cxy += dx * (y - my2)
+            self.cyy += (y - my) * (y - my2)
+            self.n = n
+        self.mx = mx2
+        self.my = my2
         since = self._since_resync + 1
         self._since_resync = since
         if since >= self.window:
@@ -177,19 +177,19 @@ class RollingMoments1:
         buf = self._buf
         buf.append(x)
         self.count += 1
-        n = self.n + 1
-        mean_old = self.mean
-        mean = mean_old + (x - mean_old) / n
-        m2 = self.m2 + (x - mean_old) * (x - mean)
-        if n > self.window:
+        n = self.n
+        mean = self.mean
+        if n == self.window:  # slide: replace the oldest value, window size fixed (see RollingMoments2)
             ox = buf.popleft()
-            n -= 1
-            mean_old = mean
-            mean = mean_old - (ox - mean_old) / n
-            m2 -= (ox - mean) * (ox - mean_old)
-        self.n = n
-        self.mean = mean
-        self.m2 = m2
+            d = x - ox
+            mean2 = mean + d / n
+            self.m2 += d * (x - mean2 + ox - mean)
+        else:
+            n += 1
+            mean2 = mean + (x - mean) / n
+            self.m2 += (x - mean) * (x - mean2)
+            self.n = n
+        self.mean = mean2
         since = self._since_resync + 1
         self._since_resync = since
         if since >= self.window:

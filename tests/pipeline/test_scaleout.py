@@ -170,9 +170,11 @@ def test_frozen_worker_does_not_write_after_losing_its_lease(settings, redis_cli
         time.sleep(2 * 2 + 0.5)  # past the 2 s lease TTL
         heir = start_worker_process(settings, [pair], "heir", **env)
         assert wait_for(lambda: owners(redis_client, settings, [pair])[pair.id] == "heir", 15)
+        # If the freeze caught the worker inside its batch transaction, the heir's fence claim waits
+        # on that row lock: the old batch (checked under the old owner) commits, then the claim wins.
+        frozen.send_signal(signal.SIGCONT)
         assert wait_for(lambda: fence_of(db, pair) > fence_frozen, 15)
         fence_heir = fence_of(db, pair)
-        frozen.send_signal(signal.SIGCONT)
         publisher.join(30)
         assert wait_for(lambda: drained(redis_client, settings, [pair]), 60)
         time.sleep(1.0)
