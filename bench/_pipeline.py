@@ -6,6 +6,7 @@ environment (a bench-only key prefix and a bench database), exactly as it would 
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import signal
@@ -73,6 +74,13 @@ def write_generated(folder: Path, tag: str, n_pairs: int, duration_s: float, rat
             files.append(path)
         pairs.append(Pair.parse(f"{VENUE}.{y}~{VENUE}.{x}"))
     return DataSet(f"generated {n_pairs} pairs", files, pairs, VENUE)
+
+
+def count_trades(path: Path) -> int:
+    """Trade lines of a replay file: lines whose first cell is an integer (headers are not)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        return sum(1 for line in f if line.split(b",", 1)[0].strip().isdigit())
 
 
 def _tail(path: Path, n: int = 2000) -> str:
@@ -255,13 +263,14 @@ class Pipeline:
         return orjson.loads(lines[-1])
 
     def wait_processed(self, timeout_s: float, on_poll=None) -> tuple[float, float]:
-        """Poll until ingest has finished and every published tick is acked.
+        """Poll until every tick of the files is acked (the expected count comes from the files, so a
+        replay that publishes everything but does not exit cannot stall the benchmark).
 
-        Returns (wall time when ingest's last tick was published, wall time when all were processed).
+        Returns (wall time when the last tick was published, wall time when all were processed).
         """
+        expected = sum(count_trades(f) for f in self.data.files)
         deadline = time.monotonic() + timeout_s
         last_mem = 0.0
-        ingest_done = None
         while time.monotonic() < deadline:
             done = self.processed()
             now = time.time()
@@ -270,15 +279,26 @@ class Pipeline:
                 last_mem = time.monotonic()
                 if on_poll is not None:
                     on_poll(now, done)
-            if self.published is None and self.procs["ingest"].poll() is not None:
-                self.published = int(self.ingest_summary()["published"])
-                ingest_done = self._last_arrival()
-            if self.published is not None and done >= self.published:
+            if done >= expected:
                 self.watch.sample()
-                return ingest_done or now, now
+                self.published = expected
+                self._check_ingest_exit(expected)
+                return self._last_arrival(), now
             self._check_alive([n for n in self.procs if n != "ingest"])
+            if self.procs["ingest"].poll() not in (None, 0):
+                self.ingest_summary()  # raises with ingest's error output
             time.sleep(0.02)
         raise RuntimeError(f"pipeline did not finish within {timeout_s:.0f} s ({self.processed()} ticks processed)")
+
+    def _check_ingest_exit(self, expected: int, grace_s: float = 15.0) -> None:
+        """Ingest must exit by itself once it has published everything, and report the same count."""
+        try:
+            self.procs["ingest"].wait(grace_s)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"ingest published all {expected} ticks but did not exit within {grace_s:.0f} s") from None
+        published = int(self.ingest_summary()["published"])
+        if published != expected:
+            raise RuntimeError(f"ingest published {published} ticks, the files hold {expected}")
 
     def _last_arrival(self) -> float:
         pipe = self.client.pipeline(transaction=False)

@@ -118,18 +118,25 @@ def run_module(module: Module, quick: bool, timeout_s: float) -> Result:
         out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGTERM)  # modules clean up (services, keys, databases) on SIGTERM
         try:
-            out, err = proc.communicate(timeout=20)
+            out, err = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
+            out, err = b"", b""
+        _kill_group(proc)
         return Result(module, f"timed out after {timeout_s:.0f} s", time.perf_counter() - started,
                       out.decode(errors="replace"), _tail(err))  # fmt: skip
+    _kill_group(proc)  # anything the module left running
     seconds = time.perf_counter() - started
     status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
     return Result(module, status, seconds, out.decode(errors="replace"), "" if status == "ok" else _tail(err))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10)
 
 
 def _tail(err: bytes, lines: int = 15) -> str:

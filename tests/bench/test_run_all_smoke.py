@@ -42,17 +42,16 @@ def test_quick_run_writes_report_with_machine_and_section(tmp_path: Path, servic
     assert "## Pipeline end to end" not in text  # --only ran nothing else
 
 
-def test_module_over_budget_is_killed_with_its_process_group(tmp_path: Path) -> None:
-    slow = run_all.Module("pipeline", "pipeline", 1.0, "")
+def test_module_over_budget_is_killed_with_its_process_group() -> None:
+    slow = run_all.Module("hedge", "hedge", 1.0, "")
     started = time.monotonic()
 
-    result = run_all.run_module(slow, quick=True, timeout_s=3.0)
+    result = run_all.run_module(slow, quick=True, timeout_s=0.5)
 
-    assert result.status == "timed out after 3 s"
-    assert time.monotonic() - started < 40  # terminated, not run to completion
-    # Nothing of it is left running (its workers would be children of the killed group).
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    assert "bench.bench_pipeline --quick" not in ps
+    assert result.status == "timed out after 0 s"
+    assert time.monotonic() - started < 60  # stopped, not run to completion
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    assert "bench.bench_hedge --quick" not in ps
 
 
 def test_unknown_module_is_refused() -> None:
