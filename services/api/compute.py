@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import math
 from collections.abc import Callable
-from datetime import date, datetime
 from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 from fastapi import HTTPException, Request
+
+from shared.jsonable import jsonable
 
 T = TypeVar("T")
 BUSY_WAIT_S = 2.0  # how long a request waits for a free compute slot before answering 503
@@ -48,36 +47,6 @@ async def run_bounded(request: Request, fn: Callable[..., T], *args: Any) -> T:
         # the math refused these numbers (too short, constant, singular): a property of the input
         raise HTTPException(status_code=422, detail={
             "field": getattr(exc, "field", None), "problem": f"cannot compute on this input: {exc}"}) from None
-
-
-def jsonable(value: Any) -> Any:
-    """numpy/pandas/datetime values -> plain JSON; NaN and infinities -> None (JSON has no such numbers)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [jsonable(v) for v in value.tolist()]
-    if isinstance(value, pd.DataFrame):
-        return [jsonable(r) for r in value.to_dict("records")]
-    if isinstance(value, pd.Series):
-        return jsonable(value.to_dict())
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        f = float(value)
-        return f if math.isfinite(f) else None
-    if isinstance(value, datetime | date | pd.Timestamp):
-        return value.isoformat()
-    if value is None or isinstance(value, str):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable(dataclasses.asdict(value))
-    if hasattr(value, "to_dict"):
-        return jsonable(value.to_dict())
-    return str(value)
 
 
 def matrix_json(frame: pd.DataFrame) -> list[list[float | None]]:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import psycopg
 
 from shared.config import CommonSettings
 from shared.errors import PairsError
+from shared.jsonable import jsonable
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -42,21 +41,6 @@ def csv_of(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
         return values
 
     return parse
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON types; NaN and infinities become null (JSON has no spelling for them)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [jsonable(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def print_json(payload: Any) -> None:

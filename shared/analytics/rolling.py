@@ -241,13 +241,10 @@ class RollingMoments1:
         self._since_resync = state["since"]
 
 
-class RollingOLS:
-    """Rolling OLS hedge ratio of y on x with intercept: ``update(x, y)`` then ``beta``/``alpha``/``r2``."""
+class _Rolling:
+    """Shared shape of the public rolling classes: a moments object plus the indicator protocol."""
 
     __slots__ = ("_m",)
-
-    def __init__(self, window: int) -> None:
-        self._m = RollingMoments2(window)
 
     def reset(self) -> None:
         self._m.reset()
@@ -260,10 +257,6 @@ class RollingOLS:
     def count(self) -> int:
         return self._m.count
 
-    def update(self, x: float, y: float) -> tuple[float, float, float]:
-        self._m.update(x, y)
-        return self._m.ols()
-
     def get_state(self) -> dict:
         return self._m.get_state()
 
@@ -271,53 +264,40 @@ class RollingOLS:
         self._m.set_state(state)
 
 
-class RollingCorrelation:
-    """Rolling Pearson correlation of (x, y)."""
+class RollingOLS(_Rolling):
+    """Rolling OLS hedge ratio of y on x with intercept: ``update(x, y)`` then ``beta``/``alpha``/``r2``."""
 
-    __slots__ = ("_m",)
+    __slots__ = ()
 
     def __init__(self, window: int) -> None:
         self._m = RollingMoments2(window)
 
-    def reset(self) -> None:
-        self._m.reset()
+    def update(self, x: float, y: float) -> tuple[float, float, float]:
+        self._m.update(x, y)
+        return self._m.ols()
 
-    @property
-    def warm(self) -> bool:
-        return self._m.warm
+
+class RollingCorrelation(_Rolling):
+    """Rolling Pearson correlation of (x, y)."""
+
+    __slots__ = ()
+
+    def __init__(self, window: int) -> None:
+        self._m = RollingMoments2(window)
 
     def update(self, x: float, y: float) -> float:
         self._m.update(x, y)
         return self._m.correlation()
 
-    def get_state(self) -> dict:
-        return self._m.get_state()
 
-    def set_state(self, state: dict) -> None:
-        self._m.set_state(state)
-
-
-class RollingZScore:
+class RollingZScore(_Rolling):
     """Rolling z-score: (x_t - mean of the last W values) / sample std (ddof=1) of the same W values."""
 
-    __slots__ = ("_m",)
+    __slots__ = ()
 
     def __init__(self, window: int) -> None:
         self._m = RollingMoments1(window)
 
-    def reset(self) -> None:
-        self._m.reset()
-
-    @property
-    def warm(self) -> bool:
-        return self._m.warm
-
     def update(self, x: float) -> float:
         self._m.update(x)
         return self._m.zscore(x)
-
-    def get_state(self) -> dict:
-        return self._m.get_state()
-
-    def set_state(self, state: dict) -> None:
-        self._m.set_state(state)

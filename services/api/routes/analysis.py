@@ -17,11 +17,12 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from services.api.analysis_data import aligned_closes, load_bars
 from services.api.analysis_models import AnalysisRequest, AnalysisResponse, MatrixResponse
-from services.api.compute import jsonable, matrix_json, run_bounded
+from services.api.compute import matrix_json, run_bounded
 from services.api.deps import DbDep, ReadAuth
 from services.api.params import bad, instrument_param, time_range, timeframe_param
 from services.api.schemas import ErrorResponse
 from shared.analytics.series import correlation_matrix
+from shared.jsonable import jsonable
 
 router = APIRouter(prefix="/api/v1/analysis", tags=["analysis"], dependencies=[ReadAuth])
 ERRORS: dict[int | str, dict[str, Any]] = {

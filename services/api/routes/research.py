@@ -9,11 +9,12 @@ from fastapi import APIRouter, Request
 
 from services.api.analysis_data import aligned_closes, load_bars
 from services.api.analysis_models import BacktestRequest, BacktestResponse, ScreenRequest, ScreenResponse
-from services.api.compute import jsonable, matrix_json, run_bounded
+from services.api.compute import matrix_json, run_bounded
 from services.api.deps import DbDep, ReadAuth
 from services.api.params import bad, time_range
 from services.api.routes.analysis import ERRORS, load_module
 from shared.errors import InvalidInput
+from shared.jsonable import jsonable
 from shared.research.backtest import run_backtest
 from shared.research.execution import CostModel, ExecutionParams
 from shared.research.pair_bars import PairBars
