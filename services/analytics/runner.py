@@ -164,6 +164,10 @@ class PairRunner:
 
         Returns entries read plus ticks released (0 means nothing moved: idle).
         """
+        if self.lease is not None and time.monotonic() > self.lease.valid_until:
+            # A worker that was frozen must not even read: entries it took from the group would sit
+            # in its own pending list, out of reach of the pair's new owner.
+            raise LeaseLost(f"{self.pair.id}: lease not renewed in time; not reading")
         count = 1 if self._careful else self.settings.read_count
         ids = {
             s: (self._pel_from[leg] if self._cursor[leg] == PEL else NEW) for leg, s in enumerate(self.streams)
