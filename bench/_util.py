@@ -87,6 +87,8 @@ def proc_sample(pid: int) -> ProcSample | None:
     fields = stat.rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / _CLK_TCK
     mem = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.M))
+    if "VmHWM" not in mem:  # a zombie (exited, not yet reaped): its memory figures are gone
+        return None
     return ProcSample(cpu, int(mem.get("VmRSS", 0)) / 1024, int(mem.get("VmHWM", 0)) / 1024)
 
 

@@ -61,6 +61,7 @@ class Run:
     metric_ms: list[float] = field(default_factory=list)
     alert_ms: list[float] = field(default_factory=list)
     memory: list[tuple[float, int, int, int, float, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -101,6 +102,7 @@ def _summarize(p: Pipeline, run: Run, t_first: float, t_ingest: float, t_done: f
             run.peak_rss[group] = max(p.watch.peak_rss_mb(n) for n in names)
     run.cpu["analytics max/worker"] = max(p.watch.cpu_percent(n) for n in p.watch.pids if n.startswith("analytics-"))
     run.rows = p.row_counts()
+    run.notes = [f"{run.label}: {n}" for n in p.notes]
     if run.rows["ticks"] != run.ticks:
         raise RuntimeError(f"{run.label}: {run.ticks} ticks published but {run.rows['ticks']} stored")
 
@@ -332,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", "Redis memory during the long replay with trimming on (tick streams MINID ~ now - 60 s, "
                   "metric streams MAXLEN ~ 1 000): flat once the retention window is full.", ""]
         lines += memory_table(long_run)
+    notes = [n for r in tput + lat + other for n in r.notes]
+    if notes:
+        lines += ["", "Anomalies seen during the run:", ""] + [f"- {n}" for n in notes]
     print("\n".join(lines))
     return 0
 
