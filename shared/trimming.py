@@ -27,6 +27,34 @@ def min_id(a: str, b: str | None) -> str:
     return a if b is None or parse_id(a) <= parse_id(b) else b
 
 
+async def oldest_needed_ids(r: aioredis.Redis, streams: list[str]) -> dict[str, str | None]:
+    """``oldest_needed_id`` for many streams in two pipelined round trips (the publisher's refresh)."""
+    pipe = r.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xinfo_groups(stream)
+    infos = await pipe.execute(raise_on_error=False)
+    pipe = r.pipeline(transaction=False)
+    asked: list[tuple[str, tuple[int, int]]] = []
+    out: dict[str, str | None] = {}
+    for stream, groups in zip(streams, infos, strict=True):
+        out[stream] = None
+        if isinstance(groups, ResponseError):  # no such stream yet
+            continue
+        for info in groups:
+            ms, seq = parse_id(info["last-delivered-id"])
+            asked.append((stream, (ms, seq + 1)))  # everything after the last delivered entry is unread
+            pipe.xpending(stream, info["name"])
+    replies = await pipe.execute() if asked else []
+    needed: dict[str, list[tuple[int, int]]] = {}
+    for (stream, after_last), pending in zip(asked, replies, strict=True):
+        needed.setdefault(stream, []).append(after_last)
+        if pending["pending"]:
+            needed[stream].append(parse_id(pending["min"]))
+    for stream, ids in needed.items():
+        out[stream] = format_id(min(ids))
+    return out
+
+
 async def oldest_needed_id(r: aioredis.Redis, stream: bytes | str) -> str | None:
     """The smallest entry id any consumer group of ``stream`` has not acknowledged; None without groups."""
     try:

@@ -116,7 +116,8 @@ async def serve(settings: IngestSettings, mode: str, runner: Runner, args: argpa
         counters=lambda: {**_publisher_counters(publisher), **{k: v for k, v in ctx.counters.items() if k != "summary"}},
     )  # fmt: skip
     publisher.start()
-    beat_task = asyncio.create_task(heartbeat.run(), name="ingest-heartbeat")
+    beat_stop = asyncio.Event()
+    beat_task = asyncio.create_task(heartbeat.run(beat_stop), name="ingest-heartbeat")
     code = 0
     try:
         code = await runner(ctx, args)
@@ -129,7 +130,7 @@ async def serve(settings: IngestSettings, mode: str, runner: Runner, args: argpa
         except TimeoutError:
             log.error("could not flush %d queued ticks within %.0fs", publisher.queued, settings.shutdown_grace_s)
             code = code or 1
-        beat_task.cancel()
+        beat_stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await beat_task
         await heartbeat.clear()

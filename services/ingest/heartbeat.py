@@ -63,18 +63,25 @@ class Heartbeat:
             "pid": os.getpid(),
             "started_us": self._started_us,
             "updated_us": now_us(),
+            "ts_us": now_us(),  # the shared.lifecycle heartbeat field, read by `--check` helpers
             **self._counters(),
         }
         await self._client.set(self._key, orjson.dumps(payload, default=str), ex=HEARTBEAT_TTL_SECONDS)
 
-    async def run(self) -> None:
-        """Beat until cancelled; a Redis hiccup is logged and retried at the next beat."""
-        while True:
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Beat until ``stop`` is set (or until cancelled); a Redis hiccup is retried at the next beat.
+
+        Prefer ``stop`` to cancelling: cancelling a redis.asyncio command mid-flight can leave it
+        hanging, so the loop finishes its current write and returns instead.
+        """
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
             try:
                 await self.beat()
             except RedisError as exc:
                 log.warning("heartbeat write failed: %s", exc)
-            await asyncio.sleep(self._interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval_s)
 
     async def clear(self) -> None:
         with contextlib.suppress(RedisError):

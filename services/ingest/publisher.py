@@ -38,7 +38,7 @@ from shared.messages import STREAM_FIELD, Tick, encode
 from shared.observability import ServiceMetrics
 from shared.streams import TICK_RETENTION_SECONDS_DEFAULT, Keys
 from shared.timeutil import now_us
-from shared.trimming import min_id, oldest_needed_id
+from shared.trimming import min_id, oldest_needed_ids
 
 from .resp import resp_bulk, resp_command_head, send_pipeline
 
@@ -225,10 +225,10 @@ class TickPublisher:
         now = time.monotonic()
         if now - self._floor_refreshed >= self._trim_refresh_s:
             self._floor_refreshed = now
-            for instrument in {t.instrument for t in ticks} | set(self._group_floor):
-                self._group_floor[instrument] = await oldest_needed_id(
-                    self._redis, self._keys.ticks(instrument)
-                )
+            instruments = sorted({t.instrument for t in ticks} | set(self._group_floor))
+            floors = await oldest_needed_ids(self._redis, [self._keys.ticks(i) for i in instruments])
+            for instrument in instruments:
+                self._group_floor[instrument] = floors[self._keys.ticks(instrument)]
         by_time = f"{int(time.time() * 1000) - self._retention_ms}-0"
         return {
             inst: min_id(by_time, self._group_floor.get(inst)).encode() for inst in {t.instrument for t in ticks}
