@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from shared.errors import ConfigError
+from shared.errors import ConfigError, DecodeError
+from shared.messages import Tick, from_fields
+from shared.testing.generator import CointegratedSpec
 
 from .heartbeat import publish_feed_status
 from .publisher import TickPublisher
@@ -63,6 +66,17 @@ async def run_replay(ctx: IngestContext, args: argparse.Namespace) -> int:
     return 0
 
 
+async def newest_ticks(ctx: IngestContext, instruments: list[str]) -> dict[str, Tick]:
+    """The newest tick already on each instrument's stream (a restarted simulation continues after it)."""
+    out: dict[str, Tick] = {}
+    for inst in instruments:
+        entries = await ctx.redis.xrevrange(ctx.settings.keys.ticks(inst), count=1)
+        if entries:
+            with contextlib.suppress(DecodeError):
+                out[inst] = from_fields(entries[0][1], Tick)
+    return out
+
+
 async def run_simulate(ctx: IngestContext, args: argparse.Namespace) -> int:
     async def status(s: dict) -> None:
         ctx.counters.update(loops=s["loops"], event_time_us=s["event_time_us"])
@@ -71,6 +85,7 @@ async def run_simulate(ctx: IngestContext, args: argparse.Namespace) -> int:
     summary = await simulate_feed(
         ctx.publisher, speed=parse_speed(args.speed or "1"), duration_s=args.duration, stop=ctx.stop,
         history_s=args.history or 0.0,
+        resume=await newest_ticks(ctx, [CointegratedSpec().y_instrument, CointegratedSpec().x_instrument]),
         on_status=status, status_interval_s=ctx.settings.status_interval_s,
     )  # fmt: skip
     ctx.counters["summary"] = {"loops": summary.loops, "published_by_instrument": summary.published_by_instrument}

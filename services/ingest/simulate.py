@@ -76,6 +76,7 @@ async def simulate_feed(
     duration_s: float | None = None,
     start_us: int | None = None,
     history_s: float = 0.0,
+    resume: dict[str, Tick] | None = None,
     stop: asyncio.Event | None = None,
     on_status: Callable[[dict], Awaitable[None]] | None = None,
     status_interval_s: float = 1.0,
@@ -112,11 +113,17 @@ async def simulate_feed(
     def stopping() -> bool:
         return stop is not None and stop.is_set()
 
-    pending = generate(0, base.x0)
+    # Resuming (the streams already hold an earlier run): trade ids, event time and the x leg's price
+    # continue from the newest tick of each instrument, so consumers see one unbroken feed.
+    resume = resume or {}
+    x0 = resume[base.x_instrument].price if base.x_instrument in resume else base.x0
+    pending = generate(0, x0)
     ticks = await pending
     start = now_us() if start_us is None else start_us  # after the first loop exists: no initial lag
+    if resume:
+        start = max(start, max(t.ts_event_us for t in resume.values()) + 1)
     end_us = None if duration_s is None else start + int(duration_s * 1_000_000)
-    id_offset: dict[str, int] = {}
+    id_offset: dict[str, int] = {inst: t.trade_id for inst, t in resume.items()}
     try:
         while True:
             loop = summary.loops

@@ -34,3 +34,20 @@ def test_history_is_published_at_once_then_real_time(settings, redis_client):
     assert ticks[0].ts_event_us <= started_us - 28_000_000  # the history reaches ~30 s back
     assert max(t.ts_event_us for t in ticks) <= time.time_ns() // 1000  # never ahead of the wall clock
     assert all(t.source == "simulated" for t in ticks)
+
+
+def test_a_restarted_simulation_continues_ids_and_time(settings, redis_client):
+    """Run `pairs ingest --simulate` twice: trade ids stay contiguous and event time keeps rising."""
+    import subprocess
+    import sys
+
+    from tests.pipeline.helpers import REPO, worker_env
+
+    cmd = [sys.executable, "-m", "services.cli", "ingest", "--simulate", "--duration", "20", "--speed", "max"]
+    for _ in range(2):
+        subprocess.run(cmd, cwd=REPO, env=worker_env(settings), check=True, capture_output=True, timeout=120)
+    for inst in ("sim.BTCUSDT", "sim.ETHUSDT"):
+        ticks = [from_fields(f, Tick) for _, f in redis_client.xrange(settings.keys.ticks(inst))]
+        assert [t.trade_id for t in ticks] == list(range(1, len(ticks) + 1))
+        assert all(a.ts_event_us < b.ts_event_us for a, b in zip(ticks, ticks[1:], strict=False))
+        assert len(ticks) > 2 * 20 * 5  # both runs published (rates of 12-20 trades/s)
