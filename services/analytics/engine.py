@@ -21,6 +21,10 @@ from shared.messages import Bar, Metric, Tick
 from shared.timeframes import timeframe_us, validate_timeframes
 from shared.timeutil import now_us
 
+# Version of the checkpoint layout below. Bump it whenever get_state changes shape or meaning:
+# a worker then discards older checkpoints (see runner.py) instead of misreading them.
+STATE_FORMAT = 2
+
 
 @dataclass
 class EngineOutput:
@@ -180,6 +184,7 @@ class PairEngine:
     # --- checkpointing --------------------------------------------------------------------
     def get_state(self) -> dict:
         return {
+            "format": STATE_FORMAT,
             "pair": self.pair_id,
             "timeframes": list(self.timeframes),
             "window": self.window,
@@ -198,6 +203,8 @@ class PairEngine:
 
     @classmethod
     def from_state(cls, pair: Pair, state: dict) -> PairEngine:
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"checkpoint format {state.get('format')!r}, this build reads {STATE_FORMAT}")
         eng = cls(pair, state["timeframes"], state["window"], state["method"])
         eng.bucket = dict(state["bucket"])
         eng.floor = dict(state["floor"])

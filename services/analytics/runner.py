@@ -130,10 +130,24 @@ class PairRunner:
         self._unacked = [[], []]
         self._newest_ts = None
         checkpoint = load_checkpoint(self.conn, self.pair.id)
-        if checkpoint is None:
+        engine = None
+        if checkpoint is not None:
+            try:
+                engine = PairEngine.from_state(self.pair, checkpoint.state)
+            except (KeyError, TypeError, ValueError) as exc:
+                # Written by another build (an upgrade): start the pair's rolling state afresh from
+                # the next entries, but keep the folded ids so nothing already counted is counted again.
+                log.warning("discarding an incompatible checkpoint: %s", exc, extra={"pair": self.pair.id})
+        if engine is None:
             self.engine = PairEngine(self.pair, self.timeframes, self.window, self.method)
+            if checkpoint is not None:  # discarded above: skip what it had counted, continue the stream ids
+                self.last_ids = checkpoint.last_ids
+                self._folded = [parse_id(i) if i else None for i in self.last_ids]
+                top = self.r.xrevrange(self.keys.metrics(self.pair.id), count=1)
+                if top:
+                    self.engine.stream_ms, self.engine.stream_seq = parse_id(top[0][0])
         else:
-            self.engine = PairEngine.from_state(self.pair, checkpoint.state)
+            self.engine = engine
             if self.engine.reconfigure(self.timeframes, self.window, self.method):
                 log.info("pair configuration changed", extra={"pair": self.pair.id})
             self.last_ids = checkpoint.last_ids

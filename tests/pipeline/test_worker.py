@@ -177,3 +177,22 @@ def test_heartbeat_check_and_prometheus_metrics(settings, redis_client, db, tick
     finally:
         worker.close()
     assert check("hb-1") == 1  # stopped: the heartbeat is gone
+
+
+def test_checkpoint_from_another_build_is_discarded_not_fatal(settings, redis_client, db, ticks):
+    """An upgrade that changes the checkpoint layout: the worker starts the pair afresh and goes on."""
+    half = len(ticks) // 2
+    publish_ticks(redis_client, settings.keys, ticks[:half])
+    cfg = analytics_settings(settings, window=WINDOW, timeframes=["1s"])
+    run_worker_until_idle(cfg, [PAIR])
+    before = db.execute("SELECT count(*) FROM pair_metrics").fetchone()[0]
+    old_state = b'{"pair": "x", "format": 1, "signals": {}}'
+    db.execute("UPDATE pair_state SET state = %s WHERE pair = %s", (old_state, PAIR.id))
+    publish_ticks(redis_client, settings.keys, ticks[half:])
+    run_worker_until_idle(cfg, [PAIR])
+    after = db.execute("SELECT count(*), max(seq) FROM pair_metrics WHERE timeframe = '1s'").fetchone()
+    assert after[0] > before  # new observations were computed and stored
+    published = [from_fields(f) for _, f in redis_client.xrange(settings.keys.metrics(PAIR.id))]
+    assert len(published) == db.execute("SELECT count(*) FROM pair_metrics").fetchone()[0]  # and published
+    keys = [(m.timeframe, m.ts_event_us, m.seq) for m in published]
+    assert len(keys) == len(set(keys))
