@@ -20,32 +20,19 @@ import numpy as np
 import psycopg
 import redis
 
-from shared.db import migrate
+from shared.testing.databases import temporary_database
 
 ADMIN_URL = os.environ.get("PAIRS_BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def db_url(name: str, admin_url: str | None = None) -> str:
-    base, _ = (admin_url or ADMIN_URL).rsplit("/", 1)
-    return f"{base}/{name}"
-
 
 @contextlib.contextmanager
 def bench_database(admin_url: str | None = None, tag: str = "bench") -> Iterator[str]:
     """A fresh, migrated database named ``pairs_<tag>_<hex>``; dropped (even if in use) afterwards."""
-    admin = admin_url or ADMIN_URL
-    name = f"pairs_{tag}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = db_url(name, admin)
-    try:
-        migrate.upgrade(url)
+    with temporary_database(admin_url or ADMIN_URL, f"pairs_{tag}_{uuid.uuid4().hex[:8]}") as url:
         yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def truncate_all(dsn: str) -> None:

@@ -28,7 +28,7 @@ import pytest
 import redis
 
 from shared.config import CommonSettings, data_dir_or_none
-from shared.db import migrate
+from shared.testing.databases import temporary_database
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -138,25 +138,12 @@ def service_endpoints() -> ServiceEndpoints:
     return ENDPOINTS
 
 
-def _db_url(name: str, admin_url: str = ADMIN_URL) -> str:
-    base, _ = admin_url.rsplit("/", 1)
-    return f"{base}/{name}"
-
 
 @pytest.fixture(scope="session")
 def database_url(service_endpoints: ServiceEndpoints) -> Iterator[str]:
     """A fresh, migrated database for this test run; dropped at the end."""
-    admin_url = service_endpoints.admin_url
-    name = f"pairs_test_{RUN_ID}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = _db_url(name, admin_url)
-    try:
-        migrate.upgrade(url)
+    with temporary_database(service_endpoints.admin_url, f"pairs_test_{RUN_ID}") as url:
         yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
