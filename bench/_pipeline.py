@@ -6,6 +6,7 @@ environment (a bench-only key prefix and a bench database), exactly as it would 
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import os
 import shutil
@@ -138,8 +139,7 @@ class Pipeline:
         self.watch = ProcWatch()
         self.env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": dsn, "PAIRS_KEY_PREFIX": self.prefix,
                     "LOG_LEVEL": "WARNING", "LOG_JSON": "false",
-                    # a short idle grace: the replay's last ticks are not held 2 s for a silent partner leg
-                    "ANALYTICS_IDLE_GRACE_S": "0.1", "ALERTS_PROMETHEUS_PORT": "0", **(env or {})}  # fmt: skip
+                    "ALERTS_PROMETHEUS_PORT": "0", **(env or {})}  # fmt: skip
         self.tick_streams = [self.keys.ticks(i.id) for p in data.pairs for i in p.legs]
         self.published: int | None = None
         self.notes: list[str] = []  # anomalies seen while measuring (reported under the tables)
@@ -340,6 +340,9 @@ class LatencyReader(threading.Thread):
 
     A metric of timeframe ``tick`` (and an alert on one) carries its tick's trade time, so its latency
     is its arrival minus the publication (``ts_ingest_us``) of the tick with that pair and trade time.
+    That latency splits in two: the event-time merge's wait (until the other leg publishes a tick at
+    or after this one's trade time, or the pair's merge grace has passed, whichever comes first: the
+    earliest the worker may process it) and the rest.
     """
 
     def __init__(self, pipeline: Pipeline) -> None:
@@ -355,6 +358,10 @@ class LatencyReader(threading.Thread):
             self.kind[keys.metrics(pair.id).encode()] = "metric"
         self.kind[keys.alerts.encode()] = "alert"
         self.published: dict[tuple[str, int], int] = {}
+        self.leg_ticks: dict[bytes, list[tuple[int, int]]] = {k: [] for k, v in self.kind.items() if v == "tick"}
+        self.legs_of: dict[str, list[bytes]] = {}
+        for key, pair_id in self.pair_of.items():
+            self.legs_of.setdefault(pair_id, []).append(key)
         self.metrics: list[tuple[str, int, int]] = []  # (pair, ts_event_us, arrival µs)
         self.alerts: list[tuple[str, int, int]] = []
         self.stop_event = threading.Event()
@@ -376,6 +383,7 @@ class LatencyReader(threading.Thread):
                         t = decoder.decode(raw)
                         k = (self.pair_of[key], t.ts_event_us)
                         self.published[k] = max(self.published.get(k, 0), t.ts_ingest_us)
+                        self.leg_ticks[key].append((t.ts_event_us, t.ts_ingest_us))
                     elif kind == "metric" and raw != b"{}":
                         m = decoder.decode(raw)
                         if m.timeframe == "tick":
@@ -385,6 +393,29 @@ class LatencyReader(threading.Thread):
                         if a.timeframe == "tick":
                             self.alerts.append((a.pair, a.ts_event_us, arrival))
         self.client.close()
+
+    def mergeable_at(self, grace_us: dict[str, int]) -> dict[tuple[str, int], int]:
+        """{(pair, trade time): when the tick could first be merged (µs)}: its own publication plus
+        the wait for the other leg's first tick at or after its trade time, at most the pair's grace."""
+        ready: dict[tuple[str, int], int] = {}
+        for pair_id, legs in self.legs_of.items():
+            for own, other in ((legs[0], legs[1]), (legs[1], legs[0])):
+                times = [ts for ts, _ in self.leg_ticks[other]]
+                for ts, pub in self.leg_ticks[own]:
+                    i = bisect.bisect_left(times, ts)
+                    partner = self.leg_ticks[other][i][1] if i < len(times) else pub + grace_us[pair_id]
+                    ready[(pair_id, ts)] = max(pub, min(partner, pub + grace_us[pair_id]))
+        return ready
+
+    def split_ms(self, seen: list[tuple[str, int, int]], grace_us: dict[str, int]) -> tuple[list[float], list[float]]:
+        """(merge waits, latencies after the merge) in ms; ``grace_us``: each pair's merge grace."""
+        ready = self.mergeable_at(grace_us)
+        waits, after = [], []
+        for pair, ts, arrival in seen:
+            if (pair, ts) in ready and (pair, ts) in self.published:
+                waits.append((ready[(pair, ts)] - self.published[(pair, ts)]) / 1000)
+                after.append((arrival - ready[(pair, ts)]) / 1000)
+        return waits, after
 
     def latencies_ms(self, seen: list[tuple[str, int, int]]) -> list[float]:
         return [(arrival - self.published[(pair, ts)]) / 1000 for pair, ts, arrival in seen

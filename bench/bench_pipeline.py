@@ -33,6 +33,8 @@ import psycopg
 
 from bench._pipeline import DataSet, LatencyReader, Pipeline, insert_rules, write_generated
 from bench._util import REDIS_URL, bench_database, fmt, machine_cpu_busy, percentile
+from services.analytics.runner import merge_grace_s
+from services.analytics.settings import AnalyticsSettings
 from shared.config import data_dir_or_none
 from shared.instruments import Pair
 
@@ -40,6 +42,7 @@ TARGET_TICKS_PER_S = 30_000
 TARGET_METRIC_P99_MS = 50.0
 TARGET_ALERT_P99_MS = 100.0
 BAR_TIMEFRAMES = ["1s", "1m", "5m"]
+SCENARIOS = ("throughput", "latency", "alerts", "real", "long")
 REAL_FILES = ("spot_BTCUSDT_trades_20240808T235415Z_20240809T000505Z.csv.gz",
               "spot_ETHUSDT_trades_20240808T235415Z_20240809T000505Z.csv.gz")  # fmt: skip
 
@@ -59,6 +62,8 @@ class Run:
     wal_mb: float = float("nan")  # WAL MB written per second (whole server)
     rows: dict[str, int] = field(default_factory=dict)
     metric_ms: list[float] = field(default_factory=list)
+    merge_wait_ms: list[float] = field(default_factory=list)  # tick published -> other leg caught up
+    after_merge_ms: list[float] = field(default_factory=list)  # -> metric read
     alert_ms: list[float] = field(default_factory=list)
     memory: list[tuple[float, int, int, int, float, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -142,6 +147,7 @@ def run_scenario(dsn: str, data: DataSet, workers: int, label: str, *, speed: st
         if reader is not None:
             _drain(p, reader, rules)
             run.metric_ms = reader.latencies_ms(reader.metrics)
+            run.merge_wait_ms, run.after_merge_ms = reader.split_ms(reader.metrics, merge_grace_us(data.pairs, env))
             run.alert_ms = reader.latencies_ms(reader.alerts)
             if not run.metric_ms:
                 raise RuntimeError(f"{label}: no tick metrics were read")
@@ -151,6 +157,13 @@ def run_scenario(dsn: str, data: DataSet, workers: int, label: str, *, speed: st
             reader.join(5)
         p.close()
     return run
+
+
+def merge_grace_us(pairs: list[Pair], env: dict[str, str] | None) -> dict[str, int]:
+    """Each pair's merge grace as the workers see it (AnalyticsSettings, with the scenario's env)."""
+    cfg = AnalyticsSettings(**{k.removeprefix("ANALYTICS_").lower(): v for k, v in (env or {}).items()
+                               if k.startswith("ANALYTICS_")})  # fmt: skip
+    return {p.id: int(merge_grace_s(p, cfg) * 1_000_000) for p in pairs}
 
 
 def _drain(p: Pipeline, reader: LatencyReader, rules: int) -> None:
@@ -225,12 +238,15 @@ def saturation_note(runs: list[Run], cores: int) -> str:
 
 
 def latency_table(runs: list[Run]) -> list[str]:
-    out = ["| scenario | workers | ticks | tick->metric p50 ms | p99 ms | max ms | tick->alert p50 ms | p99 ms "
-           "| alert events |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    out = ["| scenario | workers | ticks | tick->metric p50 ms | p99 ms | max ms | of which merge wait p50 / p99 ms "
+           "| after the merge p50 / p99 ms | tick->alert p50 ms | p99 ms | alert events |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for r in runs:
         a = r.alert_ms
+        w, m = r.merge_wait_ms, r.after_merge_ms
         out.append(f"| {r.label} | {r.workers} | {r.ticks:,} | {percentile(r.metric_ms, 50):.1f} "
                    f"| {percentile(r.metric_ms, 99):.1f} | {max(r.metric_ms, default=float('nan')):.1f} "
+                   f"| {percentile(w, 50):.1f} / {percentile(w, 99):.1f} | {percentile(m, 50):.1f} / {percentile(m, 99):.1f} "
                    f"| {fmt(percentile(a, 50)) if a else '-'} | {fmt(percentile(a, 99)) if a else '-'} "
                    f"| {r.rows.get('alert_events', 0):,} |")  # fmt: skip
     if runs:
@@ -285,7 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long-minutes", type=float, default=60.0, help="event time of the long replay")
     ap.add_argument("--long-speed", type=float, default=40.0, help="replay speed of the long replay")
     ap.add_argument("--skip-real", action="store_true", help="do not replay ../shared/data")
+    ap.add_argument("--only", default=",".join(SCENARIOS),
+                    help=f"comma-separated scenarios to run, of {', '.join(SCENARIOS)} (default: all)")
     args = ap.parse_args(argv)
+    only = set(args.only.split(","))
+    if only - set(SCENARIOS):
+        ap.error(f"--only: unknown scenario(s) {', '.join(sorted(only - set(SCENARIOS)))}")
     if args.quick:
         args.workers, args.pairs, args.ticks, args.rate, args.seconds = "1", 2, 4000, 400.0, 4.0
         args.rules, args.long_minutes, args.long_speed, args.skip_real = 20, 2.0, 60.0, True
@@ -300,30 +321,35 @@ def main(argv: list[str] | None = None) -> int:
             (folder / sub).mkdir()
         data_t = write_generated(folder / "t", "T", args.pairs, 600.0, rate_leg)
         data_l = write_generated(folder / "l", "L", args.pairs, args.seconds, args.rate / (2 * args.pairs))
-        for w in workers:
+        for w in workers if "throughput" in only else []:
             tput.append(run_scenario(dsn, data_t, w, f"throughput {w}w"))
-        for w in [] if args.quick else workers:  # (quick: the alerts run below also measures tick->metric)
+        # (quick: the alerts run below also measures tick->metric)
+        for w in [] if args.quick or "latency" not in only else workers:
             lat.append(run_scenario(dsn, data_l, w, f"paced {args.rate:,.0f} ticks/s", speed="1",
                                     timeframes=["tick", "1s", "1m"]))  # fmt: skip
         alert_workers = min(2, max(workers))
-        lat.append(run_scenario(dsn, data_l, alert_workers, f"paced {args.rate:,.0f} ticks/s + alerts "
-                                f"({args.rules:,} rules)", speed="1", timeframes=["tick", "1s", "1m"],
-                                rules=args.rules))  # fmt: skip
+        if "alerts" in only:
+            lat.append(run_scenario(dsn, data_l, alert_workers, f"paced {args.rate:,.0f} ticks/s + alerts "
+                                    f"({args.rules:,} rules)", speed="1", timeframes=["tick", "1s", "1m"],
+                                    rules=args.rules))  # fmt: skip
         data_dir = data_dir_or_none()
-        if data_dir is not None and not args.skip_real:
+        if data_dir is not None and not args.skip_real and "real" in only:
             files = [data_dir / "binance" / "trades" / n for n in REAL_FILES]
             real = DataSet("real spot", files, [Pair.parse("binance-spot.ETHUSDT~binance-spot.BTCUSDT")], None)
             other.append(run_scenario(dsn, real, 1, "real spot ETHUSDT~BTCUSDT, max speed"))
-        data_h = write_generated(folder / "h", "H", 10, args.long_minutes * 60, 5.0)
-        long_run = run_scenario(
-            dsn, data_h, min(2, max(workers)), f"{args.long_minutes:g} min x 20 instr. @ 5 trades/s, "
-            f"{args.long_speed:g}x", speed=str(args.long_speed), sample_every_s=1.0 if args.quick else 5.0,
-            env={"INGEST_TICK_RETENTION_S": "60", "ANALYTICS_METRIC_STREAM_MAXLEN": "1000"})  # fmt: skip
-        other.append(long_run)
-    lines = [f"Throughput: {args.pairs} generated pairs, {tput[0].ticks:,} ticks replayed at max speed, "
-             f"timeframes {', '.join(BAR_TIMEFRAMES)} (window {300}, OLS), {cores} cores.", ""]
-    lines += throughput_table(tput, cores)
-    lines += ["", f"Latency: {args.pairs} pairs paced at {args.rate:,.0f} ticks/s for {args.seconds:g} s, timeframes "
+        if "long" in only:
+            data_h = write_generated(folder / "h", "H", 10, args.long_minutes * 60, 5.0)
+            long_run = run_scenario(
+                dsn, data_h, min(2, max(workers)), f"{args.long_minutes:g} min x 20 instr. @ 5 trades/s, "
+                f"{args.long_speed:g}x", speed=str(args.long_speed), sample_every_s=1.0 if args.quick else 5.0,
+                env={"INGEST_TICK_RETENTION_S": "60", "ANALYTICS_METRIC_STREAM_MAXLEN": "1000"})  # fmt: skip
+            other.append(long_run)
+    lines = []
+    if tput:
+        lines += [f"Throughput: {args.pairs} generated pairs, {tput[0].ticks:,} ticks replayed at max speed, "
+                  f"timeframes {', '.join(BAR_TIMEFRAMES)} (window {300}, OLS), {cores} cores.", ""]
+        lines += throughput_table(tput, cores) + [""]
+    lines += [f"Latency: {args.pairs} pairs paced at {args.rate:,.0f} ticks/s for {args.seconds:g} s, timeframes "
               "tick, 1s, 1m (a metric per tick). Publication = the tick's ts_ingest_us (stamped by ingest when "
               "it releases the tick; includes ingest's queue); arrival = XREAD by a separate thread. It also "
               "includes the event-time merge: a tick is processed once the other leg has a later tick.", ""]

@@ -107,6 +107,11 @@ class PairEngine:
                 self._close(tf, cur, out)
                 self.bucket[tf] = None
 
+    def next_close_us(self) -> int | None:
+        """End of the earliest open bucket (when ``advance`` would next close a bar)."""
+        ends = [cur + tf_us for tf, tf_us in self.bar_tfs if (cur := self.bucket[tf]) is not None]
+        return min(ends, default=None)
+
     def _close(self, tf: str, bucket_us: int, out: EngineOutput) -> None:
         tf_us = timeframe_us(tf)
         compute_us = now_us()

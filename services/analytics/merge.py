@@ -27,6 +27,11 @@ class TwoLegMerger:
     def pending(self) -> int:
         return len(self.queues[Y]) + len(self.queues[X])
 
+    def head_ts(self) -> int | None:
+        """Event time of the next tick to release (the older of the two queue heads)."""
+        heads = [q[0][1].ts_event_us for q in self.queues if q]
+        return min(heads) if heads else None
+
     def newest_ts(self) -> int | None:
         heads = [q[-1][1].ts_event_us for q in self.queues if q]
         return max(heads) if heads else None

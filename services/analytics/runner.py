@@ -3,7 +3,8 @@
 Exactly-once results from at-least-once delivery:
 
 1. Every processed batch commits bars, metrics, ticks and the pair checkpoint (engine state plus
-   the last stream id folded into it, per leg) in one database transaction.
+   the last stream id folded into it, per leg) in one database transaction: the worker's round
+   transaction shared with its other pairs' batches (see rounds.py), or the pair's own.
 2. Only then are the folded entries XACKed and the batch's metrics published. Entries read but
    still queued in the merger stay pending, so a crash loses nothing.
 3. On start the runner records its lease's fencing token in the database (older owners' writes
@@ -30,7 +31,7 @@ from services.analytics.engine import EngineOutput, PairEngine
 from services.analytics.leases import Lease
 from services.analytics.merge import TwoLegMerger
 from services.analytics.settings import AnalyticsSettings
-from services.analytics.store import Outbox, PairStore, claim_fence, load_checkpoint, register_pair
+from services.analytics.store import Outbox, PairBatch, PairStore, claim_fence, load_checkpoint, register_pair
 from shared.errors import DecodeError, LeaseLost
 from shared.instruments import Pair
 from shared.messages import STREAM_FIELD, Tick, from_fields
@@ -53,6 +54,12 @@ def invalid_reason(tick: Tick) -> str | None:
     if not MIN_TS_US <= tick.ts_event_us < MAX_TS_US:
         return f"ts_event_us {tick.ts_event_us} is outside 2000..2100"
     return None
+
+
+def merge_grace_s(pair: Pair, settings: AnalyticsSettings) -> float:
+    """How long the merge waits for a drained leg: legs on one venue share an ingest connection,
+    which delivers them in trade-time order; legs on two venues come through two connections."""
+    return settings.same_venue_grace_s if pair.y.venue == pair.x.venue else settings.idle_grace_s
 
 
 def parse_id(entry_id: bytes | str) -> tuple[int, int]:
@@ -88,7 +95,7 @@ class PairRunner:
         self.metrics = metrics or ServiceMetrics.create()
         self.fence = lease.token if lease else 0
         self.store = PairStore(conn, store_ticks=settings.store_ticks)
-        self.merger = TwoLegMerger(int(settings.idle_grace_s * 1_000_000))
+        self.merger = TwoLegMerger(int(merge_grace_s(pair, settings) * 1_000_000))
         self.engine: PairEngine
         self.last_ids: list[str | None] = [None, None]
         self._folded: list[tuple[int, int] | None] = [None, None]
@@ -96,6 +103,7 @@ class PairRunner:
         self._pel_from: list[str] = ["0", "0"]
         self._unacked: list[list[bytes]] = [[], []]
         self._drained = [False, False]
+        self.top_ids: list[str | None] = [None, None]  # newest entry read per leg (the idle wait's cursor)
         self._newest_ts: int | None = None
         self._newest_wall = 0.0
         self._careful = False  # after a failure: one entry per batch, to find the culprit
@@ -173,15 +181,23 @@ class PairRunner:
                 self.r.xgroup_delconsumer(stream, self.group, name)
 
     # --- processing -----------------------------------------------------------------------
-    def poll(self, block_ms: int | None) -> int:
-        """Read once (optionally blocking), process, commit, ack, publish.
+    @property
+    def careful(self) -> bool:
+        return self._careful
 
-        Returns entries read plus ticks released (0 means nothing moved: idle).
-        """
+    def check_lease(self, doing: str) -> None:
         if self.lease is not None and time.monotonic() > self.lease.valid_until:
-            # A worker that was frozen must not even read: entries it took from the group would sit
-            # in its own pending list, out of reach of the pair's new owner.
-            raise LeaseLost(f"{self.pair.id}: lease not renewed in time; not reading")
+            raise LeaseLost(f"{self.pair.id}: lease not renewed in time; not {doing}")
+
+    def poll(self, block_ms: int | None) -> int:
+        """Read once (optionally blocking), then process and commit alone; 0 means idle."""
+        return self.read(block_ms) + self.process_alone()
+
+    def read(self, block_ms: int | None) -> int:
+        """One XREADGROUP over both legs into the merger; returns the entries read."""
+        # A worker that was frozen must not even read: entries it took from the group would sit
+        # in its own pending list, out of reach of the pair's new owner.
+        self.check_lease("reading")
         count = 1 if self._careful else self.settings.read_count
         ids = {
             s: (self._pel_from[leg] if self._cursor[leg] == PEL else NEW) for leg, s in enumerate(self.streams)
@@ -201,18 +217,33 @@ class PairRunner:
                 self._drained[leg] = False
             else:
                 self._drained[leg] = len(entries) < count
+                if entries:
+                    self.top_ids[leg] = entries[-1][0].decode()
             for entry_id, fields in entries:
                 self._accept(leg, stream, entry_id, fields)
         self.stats["entries"] += n_read
+        return n_read
+
+    def process_alone(self) -> int:
+        """Fold and commit in this pair's own transactions (one per tick in careful mode, so a
+        failure is attributable to exactly one entry); returns the ticks released."""
         released = 0
         try:
-            released = self._process()
+            while True:
+                n, batch = self.fold(limit=1 if self._careful else None)
+                released += n
+                if batch is not None:
+                    started = time.perf_counter()
+                    self.store.write(batch)
+                    self.metrics.db_write_latency.labels("batch").observe(time.perf_counter() - started)
+                    self.committed(batch)
+                if not (self._careful and n):
+                    return released
         except LeaseLost:
             raise
         except Exception as exc:  # a bug or a refusing database: retry, isolate, dead-letter
-            self._on_failure(exc)
-            released = 1  # not idle: the pending entries are re-read next
-        return n_read + released
+            self.failed(exc)
+            return released + 1  # not idle: the pending entries are re-read next
 
     def _accept(self, leg: int, stream: str, entry_id: bytes, fields: dict | None) -> None:
         if fields is None:  # trimmed away while pending: nothing left to process
@@ -242,20 +273,19 @@ class PairRunner:
             return None
         return self._newest_ts + int((time.time() - self._newest_wall) * 1_000_000)
 
-    def _process(self) -> int:
-        """Release, process and commit what the merge allows; returns the number of ticks released.
+    def next_deadline(self) -> float | None:
+        """Wall time at which the idle grace would release a queued tick or close an open bar
+        with no new entries arriving; None if nothing waits on the clock."""
+        if self._newest_ts is None or not all(self._drained):
+            return None
+        due_us = self.merger.head_ts() if self.merger.pending() else self.engine.next_close_us()
+        if due_us is None:
+            return None
+        return self._newest_wall + (due_us + self.merger.idle_grace_us - self._newest_ts) / 1_000_000
 
-        Normally one transaction per call; in careful mode (after a failure) one per tick, so a
-        failure is attributable to exactly one entry.
-        """
-        released = 0
-        while True:
-            n = self._process_batch(limit=1 if self._careful else None)
-            released += n
-            if not (self._careful and n):
-                return released
-
-    def _process_batch(self, limit: int | None) -> int:
+    def fold(self, limit: int | None = None) -> tuple[int, PairBatch | None]:
+        """Release what the merge allows into the engine; returns (ticks released, the batch to
+        commit, or None if nothing needs writing)."""
         out = EngineOutput()
         clock = self._clock_us()
         self._batch = []
@@ -269,14 +299,14 @@ class PairRunner:
         if clock is not None and all(self._drained) and self.merger.pending() == 0:
             self.engine.advance(clock - self.merger.idle_grace_us, out)
         if not out and not any(self._unacked):
-            return len(self._batch)
-        if self.lease is not None and time.monotonic() > self.lease.valid_until:
-            raise LeaseLost(f"{self.pair.id}: lease not renewed in time; not writing")
-        started = time.perf_counter()
-        outbox = self.store.write(
-            out, pair_id=self.pair.id, state=self.engine.get_state(), last_ids=self.last_ids, fence=self.fence
-        )
-        self.metrics.db_write_latency.labels("batch").observe(time.perf_counter() - started)
+            return len(self._batch), None
+        self.check_lease("writing")
+        state = self.engine.get_state()
+        return len(self._batch), PairBatch(self.pair.id, self.fence, out, state, list(self.last_ids))
+
+    def committed(self, batch: PairBatch) -> None:
+        """After the batch's commit: acknowledge its entries, publish its metrics."""
+        out = batch.out
         for bar in out.bars:
             self.metrics.bars_written.labels(bar.timeframe).inc()
         for metric in out.metrics:
@@ -293,10 +323,9 @@ class PairRunner:
                 pipe.xack(stream, self.group, *self._unacked[leg])
         pipe.execute()
         self._unacked = [[], []]
-        self._publish(outbox)
+        self._publish(batch.outbox)
         self.stats["metrics"] += len(out.metrics)
         self.stats["bars"] += len(out.bars)
-        return len(self._batch)
 
     def _publish(self, outbox: Outbox) -> None:
         if not outbox:
@@ -310,7 +339,7 @@ class PairRunner:
             if isinstance(result, redis.ResponseError) and "equal or smaller" not in str(result):
                 raise result
 
-    def _on_failure(self, exc: Exception) -> None:
+    def failed(self, exc: Exception) -> None:
         """Roll back to the checkpoint; dead-letter an entry that failed ``max_deliveries`` times."""
         self.stats["retries"] += 1
         if self._careful:  # one entry per batch: the failure is this entry's

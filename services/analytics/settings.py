@@ -29,7 +29,16 @@ class AnalyticsSettings(CommonSettings):
     read_count: int = Field(1000, ge=1, description="Stream entries read per leg per XREADGROUP call.")
     block_ms: int = Field(200, ge=1, description="How long an idle worker blocks waiting for ticks.")
     idle_grace_s: float = Field(
-        2.0, ge=0, description="Event-time grace before a drained leg counts as idle (its partner's ticks proceed)."
+        2.0,
+        ge=0,
+        description="Event-time grace before a drained leg counts as idle, for legs on different venues: they come "
+        "through different connections, whose trade times skew (up to 0.2 s in the recorded captures).",
+    )
+    same_venue_grace_s: float = Field(
+        0.0,
+        ge=0,
+        description="The same grace for legs on one venue: one ingest connection delivers them in trade-time order, "
+        "so none is needed. Raise it if one venue's symbols are split over several connections or ingest processes.",
     )
     store_ticks: bool = Field(True, description="Also store raw ticks (the tick-level view) in the ticks table.")
     metric_stream_maxlen: int = Field(METRIC_STREAM_MAXLEN_DEFAULT, ge=100)

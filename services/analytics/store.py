@@ -1,14 +1,16 @@
-"""Database side of the analytics worker: one transaction per processed batch.
+"""Database side of the analytics worker: one transaction per poll round.
 
-Bars and metrics are upserted by natural key, ticks inserted once, and the pair's checkpoint
-(engine state, last stream ids folded into it, and the batch's metrics as an outbox) is written
-in the same transaction. Rows go through binary COPY into temp tables and one
-``INSERT ... ON CONFLICT`` each: no round trip per row.
+A round commits a batch for each pair that moved. Per batch, bars and metrics are upserted by
+natural key, ticks inserted once, and the pair's checkpoint (engine state, last stream ids folded
+into it, and the batch's metrics as an outbox) is written in the same transaction. Rows of all
+batches go through one binary COPY per table into temp tables and one ``INSERT ... ON CONFLICT``
+each: no round trip per row or per pair. Rows are inserted in key order, so two workers writing
+bars or ticks of a shared instrument lock them in the same order and never deadlock.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 import psycopg
@@ -16,7 +18,7 @@ import psycopg
 from services.analytics.engine import EngineOutput
 from shared.errors import LeaseLost
 from shared.instruments import Pair
-from shared.messages import encode
+from shared.messages import Bar, encode
 from shared.timeutil import us_to_datetime
 
 _TEMP_TABLES = """
@@ -62,7 +64,7 @@ _UPSERT_METRICS = (
 )
 _INSERT_TICKS = (
     f"INSERT INTO ticks ({_quoted(TICK_COLUMNS)}) SELECT {_quoted(TICK_COLUMNS)} FROM tmp_ticks "
-    f"ON CONFLICT DO NOTHING"
+    f"ORDER BY instrument, ts, trade_id ON CONFLICT DO NOTHING"
 )
 _SAVE_STATE = """
 INSERT INTO pair_state (pair, state, last_ids, outbox, fence, updated_at)
@@ -70,14 +72,16 @@ VALUES (%s, %s, %s, %s, %s, now())
 ON CONFLICT (pair) DO UPDATE SET state = EXCLUDED.state, last_ids = EXCLUDED.last_ids,
     outbox = EXCLUDED.outbox, fence = EXCLUDED.fence, updated_at = now()
 """
-_LOCK_FENCE = "SELECT fence FROM pair_state WHERE pair = %s FOR UPDATE"
+_LOCK_FENCES = "SELECT pair, fence FROM pair_state WHERE pair = ANY(%s) ORDER BY pair FOR UPDATE"
 _CLAIM_FENCE = """
 INSERT INTO pair_state (pair, fence) VALUES (%s, %s)
 ON CONFLICT (pair) DO UPDATE SET fence = GREATEST(pair_state.fence, EXCLUDED.fence), updated_at = now()
 RETURNING fence
 """
 
-_state_encoder = msgspec.json.Encoder()
+# Checkpoints are MessagePack (binary floats: about half the size of JSON, and NaN kept as NaN);
+# checkpoints written as JSON by earlier builds still load.
+_state_encoder = msgspec.msgpack.Encoder()
 _outbox_encoder = msgspec.msgpack.Encoder()
 _outbox_decoder = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
 
@@ -115,6 +119,12 @@ def register_pair(conn: psycopg.Connection, pair: Pair, *, window: int, timefram
         )
 
 
+def decode_state(blob: bytes) -> dict:
+    if blob[:1] == b"{":  # JSON, as earlier builds wrote it (a MessagePack map never starts so)
+        return msgspec.json.decode(blob)
+    return msgspec.msgpack.decode(blob)
+
+
 def load_checkpoint(conn: psycopg.Connection, pair_id: str) -> Checkpoint | None:
     row = conn.execute(
         "SELECT state, last_ids, outbox, fence FROM pair_state WHERE pair = %s", (pair_id,)
@@ -123,15 +133,44 @@ def load_checkpoint(conn: psycopg.Connection, pair_id: str) -> Checkpoint | None
         return None
     state, last_ids, outbox, fence = row
     return Checkpoint(
-        state=msgspec.json.decode(bytes(state)),
+        state=decode_state(bytes(state)),
         last_ids=list(last_ids),
         outbox=_outbox_decoder.decode(bytes(outbox)) if outbox else [],
         fence=fence,
     )
 
 
+@dataclass
+class PairBatch:
+    """One pair's outputs of a round, with the checkpoint that covers them."""
+
+    pair_id: str
+    fence: int
+    out: EngineOutput
+    state: dict
+    last_ids: list[str | None]
+    outbox: Outbox = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.outbox = [(i, encode(m)) for i, m in zip(self.out.metric_ids, self.out.metrics, strict=True)]
+
+
+def _unique_bars(batches: list[PairBatch]) -> list[Bar]:
+    """Two pairs sharing an instrument both build its bars, and one INSERT may not touch a row twice:
+    keep the bar with the most trades (later batch on a tie), which is what writing them one after
+    the other under the upsert's ``trades >=`` rule would leave."""
+    best: dict[tuple[str, str, int], Bar] = {}
+    for batch in batches:
+        for bar in batch.out.bars:
+            key = (bar.instrument, bar.timeframe, bar.ts_event_us)
+            kept = best.get(key)
+            if kept is None or bar.trades >= kept.trades:
+                best[key] = bar
+    return list(best.values())
+
+
 class PairStore:
-    """Writes one batch of a pair's outputs plus its checkpoint atomically."""
+    """Writes a round's batches, each with its pair's checkpoint, in one transaction."""
 
     def __init__(self, conn: psycopg.Connection, *, store_ticks: bool = True) -> None:
         self.conn = conn
@@ -139,39 +178,46 @@ class PairStore:
         with conn.transaction():
             conn.execute(_TEMP_TABLES)
 
-    def write(self, out: EngineOutput, *, pair_id: str, state: dict, last_ids: list[str | None], fence: int) -> Outbox:
-        """Commit the batch; returns the metrics (the outbox) to publish after commit.
+    def write(self, batch: PairBatch) -> None:
+        """Commit one batch; raises ``LeaseLost`` (and writes nothing) if a newer owner is recorded."""
+        fenced = self.write_round([batch])
+        if fenced:
+            raise LeaseLost(f"{batch.pair_id}: a newer owner holds fencing token {fenced[batch.pair_id]} "
+                            f"(ours is {batch.fence})")  # fmt: skip
 
-        Raises ``LeaseLost`` (and writes nothing) when a newer owner's fencing token is stored.
-        """
-        outbox = [(i, encode(m)) for i, m in zip(out.metric_ids, out.metrics, strict=True)]
+    def write_round(self, batches: list[PairBatch]) -> dict[str, int]:
+        """Commit every batch whose fencing token is still current; returns the others as
+        {pair: the newer token stored}, written nothing for."""
         conn = self.conn
         with conn.transaction(), conn.cursor() as cur:
-            row = cur.execute(_LOCK_FENCE, (pair_id,)).fetchone()
-            if row is not None and row[0] > fence:
-                raise LeaseLost(f"{pair_id}: a newer owner holds fencing token {row[0]} (ours is {fence})")
-            if out.bars:
+            stored = dict(cur.execute(_LOCK_FENCES, ([b.pair_id for b in batches],)).fetchall())
+            fenced = {b.pair_id: stored[b.pair_id] for b in batches if stored.get(b.pair_id, 0) > b.fence}
+            batches = [b for b in batches if b.pair_id not in fenced]
+            if not batches:
+                return fenced
+            bars = _unique_bars(batches)
+            if bars:
                 self._copy(cur, "tmp_bars", BAR_COLUMNS, _BAR_TYPES, (
                     (b.instrument, b.timeframe, us_to_datetime(b.ts_event_us), b.open, b.high, b.low, b.close,
-                     b.volume, b.buy_volume, b.trades) for b in out.bars))  # fmt: skip
+                     b.volume, b.buy_volume, b.trades) for b in bars))  # fmt: skip
                 cur.execute(_UPSERT_BARS)
-            if out.metrics:
+            metrics = [m for b in batches for m in b.out.metrics]
+            if metrics:
                 self._copy(cur, "tmp_metrics", METRIC_COLUMNS, _METRIC_TYPES, (
                     (m.pair, m.timeframe, us_to_datetime(m.ts_event_us), m.seq, m.method, m.window, m.y_price,
                      m.x_price, m.warm, m.beta, m.alpha, m.r2, m.spread, m.zscore, m.correlation, m.adf_stat,
-                     m.adf_p, m.half_life, us_to_datetime(m.ts_compute_us)) for m in out.metrics))  # fmt: skip
+                     m.adf_p, m.half_life, us_to_datetime(m.ts_compute_us)) for m in metrics))  # fmt: skip
                 cur.execute(_UPSERT_METRICS)
-            if out.ticks and self.store_ticks:
+            ticks = [t for b in batches for t in b.out.ticks] if self.store_ticks else []
+            if ticks:
                 self._copy(cur, "tmp_ticks", TICK_COLUMNS, _TICK_TYPES, (
                     (t.instrument, us_to_datetime(t.ts_event_us), t.trade_id, t.price, t.qty,
-                     1 if t.side == "buy" else -1, t.source) for t in out.ticks))  # fmt: skip
+                     1 if t.side == "buy" else -1, t.source) for t in ticks))  # fmt: skip
                 cur.execute(_INSERT_TICKS)
-            cur.execute(
-                _SAVE_STATE,
-                (pair_id, _state_encoder.encode(state), msgspec.json.encode(last_ids).decode(),
-                 _outbox_encoder.encode(outbox), fence),
-            )  # fmt: skip
-        return outbox
+            cur.executemany(_SAVE_STATE, [
+                (b.pair_id, _state_encoder.encode(b.state), msgspec.json.encode(b.last_ids).decode(),
+                 _outbox_encoder.encode(b.outbox), b.fence) for b in batches])  # fmt: skip
+        return fenced
 
     @staticmethod
     def _copy(cur: psycopg.Cursor, table: str, columns: tuple[str, ...], types: tuple[str, ...], rows) -> None:

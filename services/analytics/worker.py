@@ -18,9 +18,11 @@ import psycopg
 
 from services.analytics import balance
 from services.analytics.leases import LeaseManager
+from services.analytics.rounds import commit_round
 from services.analytics.runner import PairRunner
 from services.analytics.settings import AnalyticsSettings
-from services.analytics.store import register_pair
+from services.analytics.store import PairBatch, PairStore, register_pair
+from services.analytics.wakeup import wake_cursors
 from shared import redis_client
 from shared.db.connection import connect
 from shared.errors import LeaseLost
@@ -45,6 +47,8 @@ class AnalyticsWorker:
         self.auto = settings.auto if auto is None else auto
         self.leases = LeaseManager(self.r, self.keys, self.instance, settings.lease_ttl_s)
         self.runners: dict[str, PairRunner] = {}
+        self.store = PairStore(self.conn, store_ticks=settings.store_ticks)
+        self._woken_at: dict[str, str] = {}  # stream -> entry id that last woke the idle wait
         self.metrics = ServiceMetrics.create()
         self._metrics_server = (
             start_metrics_server(settings.metrics_port, self.metrics.registry) if settings.metrics_port is not None else None
@@ -133,35 +137,65 @@ class AnalyticsWorker:
         self._stop.set()
 
     def run_once(self) -> int:
-        """One round over every owned pair; blocks briefly only when nothing at all was read."""
+        """One round over every owned pair, committed in one transaction; when nothing at all
+        moved, wait for the next tick on any owned stream (or the next idle-grace deadline)."""
         self._maintain()
-        total = 0
+        moved = 0
+        pending: list[tuple[PairRunner, PairBatch]] = []
         for pid, runner in list(self.runners.items()):
             # A round over many pairs with a backlog can outlast the renew interval: renew between
             # pairs, so a slow round never lets a lease lapse (which would stall the pair a whole TTL).
             self._renew_if_due()
-            if pid in self.runners:
-                total += self._poll(pid, runner, None)
-        if total == 0 and self.runners and not self._stop.is_set():
-            pid = sorted(self.runners)[int(time.monotonic() * 10) % len(self.runners)]
-            total += self._poll(pid, self.runners[pid], self.settings.block_ms)
+            if pid not in self.runners:
+                continue
+            try:
+                moved += runner.read(None)
+                if runner.careful:  # isolating a failure: its own transactions, one entry each
+                    moved += runner.process_alone()
+                    continue
+                try:
+                    released, batch = runner.fold()
+                except LeaseLost:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a bug on this pair's data: retry, isolate
+                    runner.failed(exc)
+                    moved += 1
+                    continue
+                moved += released
+                if batch is not None:
+                    pending.append((runner, batch))
+            except LeaseLost as exc:
+                self._drop(pid, str(exc))
+        for pid, why in commit_round(self.store, pending, self.metrics).items():
+            self._drop(pid, why)
+        if moved == 0 and self.runners and not self._stop.is_set():
+            self._wait_for_ticks()
         elif not self.runners and not self._stop.is_set():
             time.sleep(self.settings.block_ms / 1000)
         self._heartbeat()
-        return total
+        return moved
 
-    def _poll(self, pid: str, runner: PairRunner, block_ms: int | None) -> int:
+    def _drop(self, pid: str, why: str) -> None:
+        log.warning("stopped writing for pair: %s", why, extra={"pair": pid})
+        self.runners.pop(pid, None)
+        self.leases.held.pop(pid, None)
         try:
-            return runner.poll(block_ms)
-        except LeaseLost as exc:
-            log.warning("stopped writing for pair: %s", exc, extra={"pair": pid})
-            self.runners.pop(pid, None)
-            self.leases.held.pop(pid, None)
-            try:
-                self.conn.rollback()
-            except psycopg.Error:
-                pass
-            return 0
+            self.conn.rollback()
+        except psycopg.Error:
+            pass
+
+    def _wait_for_ticks(self) -> None:
+        """Block until an owned stream gets a new entry, a queued tick's idle grace ends, or block_ms."""
+        timeout_s = self.settings.block_ms / 1000
+        deadlines = [d for r in self.runners.values() if (d := r.next_deadline()) is not None]
+        if deadlines:
+            timeout_s = min(timeout_s, max(0.002, min(deadlines) - time.time()))
+        cursors = wake_cursors(self.r, self.runners.values(), self._woken_at)
+        reply = self.r.xread(cursors, count=1, block=max(1, round(timeout_s * 1000)))
+        for stream, entries in reply or []:
+            # Remember what woke us: a stream whose owners do not read that entry (a stale cursor)
+            # must not wake the loop again and again.
+            self._woken_at[stream.decode() if isinstance(stream, bytes) else stream] = entries[-1][0].decode()
 
     def run(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -132,7 +132,7 @@ class RollingMoments2:
     def get_state(self) -> dict:
         return {
             "window": self.window,
-            "buf": [list(p) for p in self._buf],
+            "buf": list(self._buf),  # (x, y) tuples: encoders write them as arrays, no copy per point
             "n": self.n,
             "m": [self.mx, self.my],
             "c": [self.cxx, self.cyy, self.cxy],

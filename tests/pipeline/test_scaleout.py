@@ -34,6 +34,7 @@ ENV = {
     "ANALYTICS_WINDOW": str(WINDOW),
     "ANALYTICS_TIMEFRAMES": '["1s","1m"]',
     "ANALYTICS_IDLE_GRACE_S": "3600",
+    "ANALYTICS_SAME_VENUE_GRACE_S": "3600",
     "ANALYTICS_LEASE_TTL_S": "2",
     "ANALYTICS_REBALANCE_INTERVAL_S": "0.5",
     "ANALYTICS_READ_COUNT": "100",
@@ -58,7 +59,8 @@ def reset_pipeline_state(db, redis_client, settings, pairs) -> None:
 
 def reference_run(settings, redis_client, db, ticks, pairs):
     publish_ticks(redis_client, settings.keys, ticks)
-    cfg = analytics_settings(settings, window=WINDOW, timeframes=TFS, idle_grace_s=3600, instance="reference")
+    cfg = analytics_settings(settings, window=WINDOW, timeframes=TFS, idle_grace_s=3600, same_venue_grace_s=3600,
+                              instance="reference")  # fmt: skip
     run_worker_until_idle(cfg, pairs)
     snap = table_snapshot(db)
     reset_pipeline_state(db, redis_client, settings, pairs)
