@@ -20,7 +20,6 @@ Exactly-once results from at-least-once delivery:
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import Counter
 
@@ -28,6 +27,14 @@ import psycopg
 import redis
 
 from services.analytics.engine import EngineOutput, PairEngine
+from services.analytics.entries import (
+    check_publish_results,
+    claim_all,
+    ensure_group,
+    forget_idle_consumers,
+    invalid_reason,
+    parse_id,
+)
 from services.analytics.leases import Lease
 from services.analytics.merge import TwoLegMerger
 from services.analytics.settings import AnalyticsSettings
@@ -41,31 +48,12 @@ from shared.streams import DEADLETTER_MAXLEN, Keys
 log = logging.getLogger(__name__)
 PEL = "pel"  # cursor mode: re-reading our pending entries after a restart
 NEW = ">"
-# Trade times outside these bounds cannot be real (and would not fit a timestamptz column).
-MIN_TS_US = 946_684_800_000_000  # 2000-01-01
-MAX_TS_US = 4_102_444_800_000_000  # 2100-01-01
-
-
-def invalid_reason(tick: Tick) -> str | None:
-    if not (math.isfinite(tick.price) and tick.price > 0):
-        return f"price {tick.price!r} is not a positive number"
-    if not (math.isfinite(tick.qty) and tick.qty >= 0):
-        return f"qty {tick.qty!r} is not a non-negative number"
-    if not MIN_TS_US <= tick.ts_event_us < MAX_TS_US:
-        return f"ts_event_us {tick.ts_event_us} is outside 2000..2100"
-    return None
 
 
 def merge_grace_s(pair: Pair, settings: AnalyticsSettings) -> float:
     """How long the merge waits for a drained leg: legs on one venue share an ingest connection,
     which delivers them in trade-time order; legs on two venues come through two connections."""
     return settings.same_venue_grace_s if pair.y.venue == pair.x.venue else settings.idle_grace_s
-
-
-def parse_id(entry_id: bytes | str) -> tuple[int, int]:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class PairRunner:
@@ -116,17 +104,13 @@ class PairRunner:
     def start(self) -> None:
         register_pair(self.conn, self.pair, window=self.window, timeframes=self.timeframes, method=self.method)
         for stream in self.streams:
-            try:
-                self.r.xgroup_create(stream, self.group, id="0", mkstream=True)
-            except redis.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            ensure_group(self.r, stream, self.group)
         if self.lease is not None:
             claim_fence(self.conn, self.pair.id, self.fence)
         self._load()
         for stream in self.streams:
-            self._claim_all(stream)
-            self._forget_idle_consumers(stream)
+            claim_all(self.r, stream, self.group, self.consumer)
+            forget_idle_consumers(self.r, stream, self.group, self.consumer)
 
     def _load(self) -> None:
         """(Re)build the engine from the checkpoint and re-read the pending list from its start."""
@@ -163,23 +147,6 @@ class PairRunner:
             self._publish(checkpoint.outbox)  # whatever already made it is refused by id
         log.info("pair loaded", extra={"pair": self.pair.id, "group": self.group, "resumed": checkpoint is not None})
 
-    def _claim_all(self, stream: str) -> None:
-        """Take over pending entries of other (dead) consumers of this pair's group."""
-        start = "0-0"
-        while True:
-            # (redis-py drops the cursor from JUSTID replies, so take the full form.)
-            reply = self.r.xautoclaim(stream, self.group, self.consumer, min_idle_time=0, start_id=start, count=1000)
-            start = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
-            if start == "0-0":
-                return
-
-    def _forget_idle_consumers(self, stream: str) -> None:
-        """Delete consumers of this group that hold nothing (their entries were claimed above)."""
-        for info in self.r.xinfo_consumers(stream, self.group):
-            name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
-            if name != self.consumer and info["pending"] == 0:
-                self.r.xgroup_delconsumer(stream, self.group, name)
-
     # --- processing -----------------------------------------------------------------------
     @property
     def careful(self) -> bool:
@@ -189,21 +156,17 @@ class PairRunner:
         if self.lease is not None and time.monotonic() > self.lease.valid_until:
             raise LeaseLost(f"{self.pair.id}: lease not renewed in time; not {doing}")
 
-    def poll(self, block_ms: int | None) -> int:
-        """Read once (optionally blocking), then process and commit alone; 0 means idle."""
-        return self.read(block_ms) + self.process_alone()
-
-    def read(self, block_ms: int | None) -> int:
-        """One XREADGROUP over both legs into the merger; returns the entries read."""
+    def read_request(self) -> tuple[dict[str, str], int]:
+        """({stream: id}, count) of this pair's next XREADGROUP (the worker pipelines them)."""
         # A worker that was frozen must not even read: entries it took from the group would sit
         # in its own pending list, out of reach of the pair's new owner.
         self.check_lease("reading")
         count = 1 if self._careful else self.settings.read_count
-        ids = {
-            s: (self._pel_from[leg] if self._cursor[leg] == PEL else NEW) for leg, s in enumerate(self.streams)
-        }
-        use_block = block_ms if all(c == NEW for c in self._cursor) else None
-        reply = self.r.xreadgroup(self.group, self.consumer, ids, count=count, block=use_block)
+        ids = {s: (self._pel_from[leg] if self._cursor[leg] == PEL else NEW) for leg, s in enumerate(self.streams)}
+        return ids, count
+
+    def take(self, reply: list | None, count: int) -> int:
+        """Feed an XREADGROUP reply into the merger; returns the entries read."""
         got = {(k.decode() if isinstance(k, bytes) else k): entries for k, entries in (reply or [])}
         n_read = 0
         for leg, stream in enumerate(self.streams):
@@ -306,6 +269,13 @@ class PairRunner:
 
     def committed(self, batch: PairBatch) -> None:
         """After the batch's commit: acknowledge its entries, publish its metrics."""
+        pipe = self.r.pipeline(transaction=False)
+        self.queue_after_commit(batch, pipe)
+        check_publish_results(pipe.execute(raise_on_error=False))
+
+    def queue_after_commit(self, batch: PairBatch, pipe: redis.client.Pipeline) -> None:
+        """Book the committed batch and queue its XACKs and metric XADDs on ``pipe`` (the worker
+        sends every pair's in one round trip, then checks them with ``check_publish_results``)."""
         out = batch.out
         for bar in out.bars:
             self.metrics.bars_written.labels(bar.timeframe).inc()
@@ -317,27 +287,23 @@ class PairRunner:
         ):
             self._careful = False
         self._folded = [parse_id(i) if i else None for i in self.last_ids]
-        pipe = self.r.pipeline(transaction=False)
         for leg, stream in enumerate(self.streams):
             if self._unacked[leg]:
                 pipe.xack(stream, self.group, *self._unacked[leg])
-        pipe.execute()
         self._unacked = [[], []]
-        self._publish(batch.outbox)
+        self._queue_publish(batch.outbox, pipe)
         self.stats["metrics"] += len(out.metrics)
         self.stats["bars"] += len(out.bars)
 
     def _publish(self, outbox: Outbox) -> None:
-        if not outbox:
-            return
-        key = self.keys.metrics(self.pair.id)
         pipe = self.r.pipeline(transaction=False)
+        self._queue_publish(outbox, pipe)
+        check_publish_results(pipe.execute(raise_on_error=False))
+
+    def _queue_publish(self, outbox: Outbox, pipe: redis.client.Pipeline) -> None:
+        key = self.keys.metrics(self.pair.id)
         for entry_id, data in outbox:
             pipe.xadd(key, {STREAM_FIELD: data}, id=entry_id, maxlen=self.settings.metric_stream_maxlen, approximate=True)
-        for result in pipe.execute(raise_on_error=False):
-            # "equal or smaller than the target stream top item": published before the crash.
-            if isinstance(result, redis.ResponseError) and "equal or smaller" not in str(result):
-                raise result
 
     def failed(self, exc: Exception) -> None:
         """Roll back to the checkpoint; dead-letter an entry that failed ``max_deliveries`` times."""

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 
 import redis
 
-from services.analytics.runner import PairRunner, parse_id
+from services.analytics.entries import parse_id
+from services.analytics.runner import PairRunner
 
 
 def wake_cursors(r: redis.Redis, runners: Iterable[PairRunner], woken_at: dict[str, str]) -> dict[str, str]:

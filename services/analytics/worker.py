@@ -137,19 +137,15 @@ class AnalyticsWorker:
         self._stop.set()
 
     def run_once(self) -> int:
-        """One round over every owned pair, committed in one transaction; when nothing at all
-        moved, wait for the next tick on any owned stream (or the next idle-grace deadline)."""
+        """One round over every owned pair: their reads in one Redis round trip, their batches in
+        one transaction, their acks and metrics in one more round trip. When nothing at all moved,
+        wait for the next tick on any owned stream (or the next idle-grace deadline)."""
         self._maintain()
         moved = 0
         pending: list[tuple[PairRunner, PairBatch]] = []
-        for pid, runner in list(self.runners.items()):
-            # A round over many pairs with a backlog can outlast the renew interval: renew between
-            # pairs, so a slow round never lets a lease lapse (which would stall the pair a whole TTL).
-            self._renew_if_due()
-            if pid not in self.runners:
-                continue
+        for pid, runner, reply, count in self._read_all():
             try:
-                moved += runner.read(None)
+                moved += runner.take(reply, count)
                 if runner.careful:  # isolating a failure: its own transactions, one entry each
                     moved += runner.process_alone()
                     continue
@@ -166,7 +162,11 @@ class AnalyticsWorker:
                     pending.append((runner, batch))
             except LeaseLost as exc:
                 self._drop(pid, str(exc))
-        for pid, why in commit_round(self.store, pending, self.metrics).items():
+        # Renew before writing: a round can outlast the renew interval (a backlog on many pairs),
+        # and a lapsed lease would stall its pair a whole TTL.
+        self._renew_if_due()
+        pending = [(r, b) for r, b in pending if r.pair.id in self.runners]
+        for pid, why in commit_round(self.store, self.r, pending, self.metrics).items():
             self._drop(pid, why)
         if moved == 0 and self.runners and not self._stop.is_set():
             self._wait_for_ticks()
@@ -174,6 +174,22 @@ class AnalyticsWorker:
             time.sleep(self.settings.block_ms / 1000)
         self._heartbeat()
         return moved
+
+    def _read_all(self) -> list[tuple[str, PairRunner, list | None, int]]:
+        """Every owned pair's XREADGROUP, pipelined: (pair, runner, reply, count) per pair."""
+        self._renew_if_due()
+        requests = []
+        pipe = self.r.pipeline(transaction=False)
+        for pid, runner in list(self.runners.items()):
+            try:
+                ids, count = runner.read_request()
+            except LeaseLost as exc:
+                self._drop(pid, str(exc))
+                continue
+            pipe.xreadgroup(runner.group, runner.consumer, ids, count=count)
+            requests.append((pid, runner, count))
+        replies = pipe.execute() if requests else []
+        return [(pid, runner, reply, count) for (pid, runner, count), reply in zip(requests, replies, strict=True)]
 
     def _drop(self, pid: str, why: str) -> None:
         log.warning("stopped writing for pair: %s", why, extra={"pair": pid})
