@@ -223,6 +223,8 @@ class PairRunner:
             self._deadletter(stream, entry_id, fields, str(exc))
             return
         reason = invalid_reason(tick)
+        if reason is None and tick.instrument != self.pair.legs[leg].id:
+            reason = f"instrument {tick.instrument!r} on the stream of {self.pair.legs[leg].id!r}"
         if reason is not None:
             self._deadletter(stream, entry_id, fields, f"invalid tick: {reason}")
             return

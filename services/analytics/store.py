@@ -120,9 +120,14 @@ def register_pair(conn: psycopg.Connection, pair: Pair, *, window: int, timefram
 
 
 def decode_state(blob: bytes) -> dict:
-    if blob[:1] == b"{":  # JSON, as earlier builds wrote it (a MessagePack map never starts so)
-        return msgspec.json.decode(blob)
-    return msgspec.msgpack.decode(blob)
+    """The checkpointed engine state; {} if the blob cannot be read (the runner then discards it
+    as incompatible instead of failing to start)."""
+    try:
+        if blob[:1] == b"{":  # JSON, as earlier builds wrote it (a MessagePack map never starts so)
+            return msgspec.json.decode(blob)
+        return msgspec.msgpack.decode(blob)
+    except msgspec.DecodeError:
+        return {}
 
 
 def load_checkpoint(conn: psycopg.Connection, pair_id: str) -> Checkpoint | None:

@@ -16,27 +16,40 @@ from services.analytics.runner import PairRunner
 
 
 def wake_cursors(r: redis.Redis, runners: Iterable[PairRunner], woken_at: dict[str, str]) -> dict[str, str]:
-    """{stream: id} to XREAD after. Per stream: the oldest newest-entry any of its pairs has read
-    (an entry one of them has not seen must wake us), but never before the entry that last woke
-    us; streams none of them has read from start at the stream's last generated id."""
-    cursors: dict[str, str | None] = {}
+    """{stream: id} to XREAD after: per stream, the oldest position among the pairs reading it (an
+    entry one of them has not read must wake us), but never before the entry that last woke us.
+
+    A pair's position is the newest entry it has read; for a pair that has read nothing yet, its
+    group's last-delivered id (only its own reads move that, so asking after the reads is exact).
+    """
+    positions: dict[str, list[str]] = {}
+    ask: dict[str, set[str]] = {}  # stream -> groups whose last-delivered id we need
     for runner in runners:
         for leg, stream in enumerate(runner.streams):
             top = runner.top_ids[leg]
-            seen = cursors.get(stream, top)
-            cursors[stream] = None if top is None or seen is None else min(top, seen, key=parse_id)
-    unknown = [s for s, c in cursors.items() if c is None]
-    if unknown:
+            positions.setdefault(stream, [])
+            if top is None:
+                ask.setdefault(stream, set()).add(runner.group)
+            else:
+                positions[stream].append(top)
+    if ask:
         pipe = r.pipeline(transaction=False)
-        for stream in unknown:
-            pipe.xinfo_stream(stream)
-        for stream, info in zip(unknown, pipe.execute(raise_on_error=False), strict=True):
-            last = info.get("last-generated-id") if isinstance(info, dict) else None
-            cursors[stream] = last.decode() if isinstance(last, bytes) else (last or "$")
-    out: dict[str, str] = {}
-    for stream, cursor in cursors.items():
+        for stream in ask:
+            pipe.xinfo_groups(stream)
+        for (stream, groups), infos in zip(ask.items(), pipe.execute(raise_on_error=False), strict=True):
+            for info in infos if isinstance(infos, list) else []:
+                name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+                if name in groups:
+                    last = info["last-delivered-id"]
+                    positions[stream].append(last.decode() if isinstance(last, bytes) else last)
+    cursors: dict[str, str] = {}
+    for stream, ids in positions.items():
+        if not ids:  # the stream or its group is gone: only new entries can matter
+            cursors[stream] = "$"
+            continue
+        cursor = min(ids, key=parse_id)
         woke = woken_at.get(stream)
-        if cursor != "$" and woke is not None and parse_id(woke) > parse_id(cursor):
+        if woke is not None and parse_id(woke) > parse_id(cursor):
             cursor = woke
-        out[stream] = cursor
-    return out
+        cursors[stream] = cursor
+    return cursors

@@ -179,14 +179,19 @@ def test_heartbeat_check_and_prometheus_metrics(settings, redis_client, db, tick
     assert check("hb-1") == 1  # stopped: the heartbeat is gone
 
 
-def test_checkpoint_from_another_build_is_discarded_not_fatal(settings, redis_client, db, ticks):
-    """An upgrade that changes the checkpoint layout: the worker starts the pair afresh and goes on."""
+@pytest.mark.parametrize(
+    "old_state",
+    [b'{"pair": "x", "format": 1, "signals": {}}', b"\xc1\x00 not MessagePack"],
+    ids=["older-layout", "unreadable"],
+)
+def test_checkpoint_from_another_build_is_discarded_not_fatal(settings, redis_client, db, ticks, old_state):
+    """An upgrade that changes the checkpoint layout (or a blob no build can read): the worker starts
+    the pair afresh and goes on."""
     half = len(ticks) // 2
     publish_ticks(redis_client, settings.keys, ticks[:half])
     cfg = analytics_settings(settings, window=WINDOW, timeframes=["1s"])
     run_worker_until_idle(cfg, [PAIR])
     before = db.execute("SELECT count(*) FROM pair_metrics").fetchone()[0]
-    old_state = b'{"pair": "x", "format": 1, "signals": {}}'
     db.execute("UPDATE pair_state SET state = %s WHERE pair = %s", (old_state, PAIR.id))
     publish_ticks(redis_client, settings.keys, ticks[half:])
     run_worker_until_idle(cfg, [PAIR])
