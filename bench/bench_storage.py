@@ -29,7 +29,7 @@ import psycopg
 
 from bench._util import bench_database, fmt, truncate_all
 from services.analytics.engine import EngineOutput
-from services.analytics.store import BAR_COLUMNS, METRIC_COLUMNS, PairStore
+from services.analytics.store import BAR_COLUMNS, METRIC_COLUMNS, PairBatch, PairStore
 from shared.messages import Bar, Metric
 from shared.timeutil import us_to_datetime
 
@@ -89,7 +89,7 @@ def write_copy(conn: psycopg.Connection, table: str, records: list) -> None:
             out.bars = chunk
         else:
             out.metrics, out.metric_ids = chunk, [f"{j + 1}-0" for j in range(i, i + len(chunk))]
-        store.write(out, pair_id="bench~pair", state=state, last_ids=[None, None], fence=0)
+        store.write(PairBatch("bench~pair", 0, out, state, [None, None]))
 
 
 def write_executemany(conn: psycopg.Connection, table: str, records: list) -> None:

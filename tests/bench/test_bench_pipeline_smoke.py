@@ -46,7 +46,11 @@ def test_quick_run_measures_every_scenario(capsys: pytest.CaptureFixture[str], m
     (lat,) = _table(out, "| scenario | workers |")
     p50, p99, worst = _num(lat[3]), _num(lat[4]), _num(lat[5])
     assert 0 < p50 <= p99 <= worst and math.isfinite(worst)
-    a50, a99, events = _num(lat[6]), _num(lat[7]), _num(lat[8])
+    wait50, wait99 = (_num(v) for v in lat[6].split("/"))
+    after50, after99 = (_num(v) for v in lat[7].split("/"))
+    assert 0 <= wait50 <= wait99 and 0 < after50 <= after99 <= worst
+    assert after50 <= p50 + 1e-9  # the part after the merge cannot exceed the whole
+    a50, a99, events = _num(lat[8]), _num(lat[9]), _num(lat[10])
     assert events > 0, "the |z| rules must fire on the generated spread"
     assert 0 < a50 <= a99
 
