@@ -352,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"Latency: {args.pairs} pairs paced at {args.rate:,.0f} ticks/s for {args.seconds:g} s, timeframes "
               "tick, 1s, 1m (a metric per tick). Publication = the tick's ts_ingest_us (stamped by ingest when "
               "it releases the tick; includes ingest's queue); arrival = XREAD by a separate thread. It also "
-              "includes the event-time merge: a tick is processed once the other leg has a later tick.", ""]
+              "includes the event-time merge: a tick is processed once the other leg has a later tick or is "
+              "drained and the pair's merge grace has passed (none here: both legs on one venue, see README).",
+              ""]
     lines += latency_table(lat)
     lines += ["", "Other replays through the whole pipeline, and peak RSS of each service:", ""]
     lines += other_table(other)
