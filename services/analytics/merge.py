@@ -32,10 +32,6 @@ class TwoLegMerger:
         heads = [q[0][1].ts_event_us for q in self.queues if q]
         return min(heads) if heads else None
 
-    def newest_ts(self) -> int | None:
-        heads = [q[-1][1].ts_event_us for q in self.queues if q]
-        return max(heads) if heads else None
-
     def release(self, drained: tuple[bool, bool], clock_us: int | None):
         """Yield ``(leg, entry_id, tick)`` in merged event-time order as far as it is safe.
 
